@@ -1,0 +1,65 @@
+import NIOCore
+
+/// Options of an Engine.IO server. The defaults are those of the reference server.
+public struct EngineConfiguration: Sendable {
+    /// The path the engine answers on, with a trailing slash. Default `/socket.io/`.
+    public var path: String {
+        didSet { path = Self.normalise(path) }
+    }
+    /// How often the server pings each client. Default 25 s.
+    public var pingInterval: TimeAmount = .seconds(25)
+    /// How long the server waits for a pong before closing a session. Default 20 s.
+    public var pingTimeout: TimeAmount = .seconds(20)
+    /// How long a polling → WebSocket upgrade may take. Default 10 s.
+    public var upgradeTimeout: TimeAmount = .seconds(10)
+    /// The largest packet payload (WebSocket message or polling POST body) in bytes that a
+    /// client may send; a client that sends more is closed. Default 1,000,000.
+    public var maxPayload: Int = 1_000_000
+    /// The transports clients may use. Default: both.
+    public var transports: Set<EngineTransport> = [.polling, .websocket]
+    /// Whether polling sessions may upgrade to WebSocket. Default `true`.
+    public var allowUpgrades = true
+    /// How many bytes may wait for a slow client (the polling queue, or the WebSocket's
+    /// unwritten bytes) before it counts as stalled and is disconnected. Default 4 MiB.
+    public var maxBufferedBytes: Int = 4 << 20
+    /// Cross-origin access for browsers on other origins. Default: none.
+    public var cors = CORSConfiguration()
+    /// Accept Engine.IO v3 clients. Not yet supported: v3 requests are refused with code 5.
+    public var allowEIO3 = false
+
+    /// The defaults, served at `path`.
+    public init(path: String = "/socket.io/") {
+        self.path = Self.normalise(path)
+    }
+
+    static func normalise(_ path: String) -> String {
+        var path = path.hasPrefix("/") ? path : "/" + path
+        if !path.hasSuffix("/") { path += "/" }
+        return path
+    }
+}
+
+/// Cross-origin resource sharing for the polling transport, and the Origin check of WebSocket
+/// handshakes. Off by default: no CORS headers are sent and any Origin may open a WebSocket.
+public struct CORSConfiguration: Sendable, Equatable {
+    /// The origins allowed, such as `https://chat.example.com`; `*` allows any origin. Empty
+    /// (the default) turns CORS off.
+    public var allowedOrigins: [String]
+    /// Whether `Access-Control-Allow-Credentials: true` is sent. Default `true`.
+    public var allowCredentials: Bool
+
+    public init(allowedOrigins: [String] = [], allowCredentials: Bool = true) {
+        self.allowedOrigins = allowedOrigins
+        self.allowCredentials = allowCredentials
+    }
+
+    /// Whether any origin is configured.
+    public var isEnabled: Bool { !allowedOrigins.isEmpty }
+
+    /// Whether a request from `origin` may proceed: always when CORS is off, otherwise only
+    /// for a configured origin (a request without Origin is not a browser's and proceeds).
+    public func allows(origin: String?) -> Bool {
+        guard isEnabled, let origin else { return true }
+        return allowedOrigins.contains("*") || allowedOrigins.contains(origin)
+    }
+}

@@ -1,0 +1,110 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+import Synchronization
+
+/// An Engine.IO v4 server: the sessions and the protocol rules, independent of any listening
+/// socket. Serve it with ``EngineHTTPServer``.
+///
+/// ```swift
+/// import EngineIO
+///
+/// // An echo server at /engine.io/ with a 10-second ping interval.
+/// var configuration = EngineConfiguration(path: "/engine.io/")
+/// configuration.pingInterval = .seconds(10)
+/// let engine = EngineServer(configuration: configuration)
+/// engine.onConnection { socket in
+///     socket.onMessage { message in
+///         switch message {
+///         case .text(let text): socket.send(text)
+///         case .binary(let bytes): socket.send(binary: bytes)
+///         }
+///     }
+/// }
+/// let server = EngineHTTPServer(engine: engine)
+/// try await server.start(host: "127.0.0.1", port: 3000)
+/// try await server.run()   // until shutdown() is called
+/// ```
+public final class EngineServer: Sendable {
+    /// The engine's options.
+    public let configuration: EngineConfiguration
+    let logger: Logger
+    let metrics = EngineMetrics()
+    private let sessions = Mutex<[String: EngineSocket]>([:])
+    private let connectionHandler = Mutex<(@Sendable (EngineSocket) -> Void)?>(nil)
+
+    /// An engine with `configuration`, logging to `logger`.
+    public init(configuration: EngineConfiguration = EngineConfiguration(), logger: Logger = Logger(label: "engineio")) {
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    /// Sets the handler called for each new session, before any of its messages is delivered.
+    public func onConnection(_ handler: @escaping @Sendable (EngineSocket) -> Void) {
+        connectionHandler.withLock { $0 = handler }
+    }
+
+    /// The open session with this id.
+    public func session(id: String) -> EngineSocket? {
+        sessions.withLock { $0[id] }
+    }
+
+    /// The number of open sessions.
+    public var sessionCount: Int {
+        sessions.withLock { $0.count }
+    }
+
+    /// Closes every session with `reason`.
+    public func closeAll(reason: EngineCloseReason = .serverShuttingDown) {
+        let all = sessions.withLock { Array($0.values) }
+        for session in all { session.close(reason: reason) }
+    }
+
+    func phase(ofSession id: String) -> SessionStateMachine.Phase? {
+        session(id: id)?.phase
+    }
+
+    /// Opens a session. `deliverOpen` must put the open packet on the wire before anything
+    /// else; it runs before the connection handler sees the session.
+    func openSession(
+        transport: EngineTransport,
+        handshake: EngineHandshakeRequest,
+        eventLoop: any EventLoop,
+        deliverOpen: (EngineSocket, EnginePacket) -> Void
+    ) -> EngineSocket {
+        let metrics = self.metrics
+        let session = EngineSocket(
+            id: SessionID.make(),
+            transport: transport,
+            handshake: handshake,
+            eventLoop: eventLoop,
+            configuration: configuration,
+            logger: logger,
+            metrics: metrics,
+            onTerminate: { [weak self] session, transport in
+                self?.sessions.withLock { _ = $0.removeValue(forKey: session.id) }
+                metrics.closed(transport)
+            }
+        )
+        sessions.withLock { $0[session.id] = session }
+        metrics.opened(transport)
+        deliverOpen(session, openPacket(sid: session.id, transport: transport))
+        logger.debug("session opened", metadata: ["eio.sid": .string(session.id), "eio.transport": .string(transport.rawValue)])
+        connectionHandler.withLock { $0 }?(session)
+        session.startHeartbeat()
+        return session
+    }
+
+    func openPacket(sid: String, transport: EngineTransport) -> EnginePacket {
+        let upgrades = transport == .polling && configuration.allowUpgrades && configuration.transports.contains(.websocket)
+        let json = "{\"sid\":\"\(sid)\",\"upgrades\":[\(upgrades ? "\"websocket\"" : "")],"
+            + "\"pingInterval\":\(configuration.pingInterval.milliseconds),"
+            + "\"pingTimeout\":\(configuration.pingTimeout.milliseconds),"
+            + "\"maxPayload\":\(configuration.maxPayload)}"
+        return EnginePacket(.open, json)
+    }
+}
+
+extension TimeAmount {
+    var milliseconds: Int64 { nanoseconds / 1_000_000 }
+}

@@ -1,0 +1,425 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOWebSocket
+import Synchronization
+
+/// A message an Engine.IO client sent: the payload of a `message` packet.
+public enum EngineMessage: Sendable, Hashable {
+    /// A text message.
+    case text(String)
+    /// A binary message.
+    case binary(ByteBuffer)
+}
+
+/// Facts about the HTTP request that opened a session.
+public struct EngineHandshakeRequest: Sendable {
+    /// The request headers.
+    public let headers: HTTPHeaders
+    /// The decoded query parameters.
+    public let query: [String: String]
+    /// The client's address, when known.
+    public let remoteAddress: SocketAddress?
+    /// The request URI.
+    public let uri: String
+}
+
+/// One Engine.IO session: a client connection that survives polling requests and the upgrade
+/// to WebSocket.
+///
+/// Register ``onMessage(_:)`` and ``onClose(_:)`` in the server's connection handler; both are
+/// called on NIO threads and must not block. ``send(_:volatile:)`` may be called from anywhere
+/// and never waits for the client: packets are queued or written asynchronously, a client whose
+/// backlog passes ``EngineConfiguration/maxBufferedBytes`` is closed.
+public final class EngineSocket: Sendable {
+    /// The session id (`sid`).
+    public let id: String
+    /// The request that opened the session.
+    public let handshake: EngineHandshakeRequest
+    /// The event loop that runs this session's timers.
+    public let eventLoop: any EventLoop
+
+    private struct Handlers {
+        var message: (@Sendable (EngineMessage) -> Void)?
+        var close: (@Sendable (EngineCloseReason) -> Void)?
+    }
+
+    private struct State {
+        var machine: SessionStateMachine
+        var heartbeat: Heartbeat
+        var heartbeatTimer: Scheduled<Void>?
+        var parkedPoll: PollResponder?
+        var webSocket: (any Channel)?
+        var probe: (any Channel)?
+        var upgradeTimer: Scheduled<Void>?
+        var handlers = Handlers()
+    }
+
+    private let state: Mutex<State>
+    /// Bytes written to a WebSocket while its channel was not writable; reset when it drains.
+    private let stalledBytes = Atomic<Int>(0)
+    private let configuration: EngineConfiguration
+    private let logger: Logger
+    private let metrics: EngineMetrics
+    private let onTerminate: @Sendable (EngineSocket, EngineTransport) -> Void
+
+    init(
+        id: String,
+        transport: EngineTransport,
+        handshake: EngineHandshakeRequest,
+        eventLoop: any EventLoop,
+        configuration: EngineConfiguration,
+        logger: Logger,
+        metrics: EngineMetrics,
+        onTerminate: @escaping @Sendable (EngineSocket, EngineTransport) -> Void
+    ) {
+        self.id = id
+        self.handshake = handshake
+        self.eventLoop = eventLoop
+        self.configuration = configuration
+        var logger = logger
+        logger[metadataKey: "eio.sid"] = .string(id)
+        self.logger = logger
+        self.metrics = metrics
+        self.onTerminate = onTerminate
+        self.state = Mutex(
+            State(
+                machine: SessionStateMachine(transport: transport, maxQueuedBytes: configuration.maxBufferedBytes),
+                heartbeat: Heartbeat(pingInterval: configuration.pingInterval, pingTimeout: configuration.pingTimeout, now: .now())
+            )
+        )
+    }
+
+    /// The transport currently carrying the session.
+    public var transport: EngineTransport { state.withLock { $0.machine.transport } }
+
+    /// Whether the session has ended.
+    public var isClosed: Bool { state.withLock { $0.machine.phase == .closed } }
+
+    var phase: SessionStateMachine.Phase { state.withLock { $0.machine.phase } }
+
+    /// Sets the handler of incoming messages. Set it in the connection handler: messages that
+    /// arrive before are dropped.
+    public func onMessage(_ handler: @escaping @Sendable (EngineMessage) -> Void) {
+        state.withLock { $0.handlers.message = handler }
+    }
+
+    /// Sets the handler called once when the session ends. If it has already ended, the
+    /// handler is called at once.
+    public func onClose(_ handler: @escaping @Sendable (EngineCloseReason) -> Void) {
+        let closed = state.withLock { state -> Bool in
+            if state.machine.phase == .closed { return true }
+            state.handlers.close = handler
+            return false
+        }
+        if closed { handler(.transportClose) }
+    }
+
+    // MARK: Sending
+
+    /// Sends a text message.
+    public func send(_ text: String) {
+        send([.message(text)])
+    }
+
+    /// Sends a binary message.
+    public func send(binary bytes: ByteBuffer) {
+        send([.message(binary: bytes)])
+    }
+
+    /// Sends packets, in order. A `volatile` send is dropped instead of queued when the client
+    /// cannot take it at once (a polling client between two GETs, a WebSocket whose buffer is
+    /// full). Returns `false` when the packets were dropped.
+    @discardableResult
+    public func send(_ packets: [EnginePacket], volatile: Bool = false) -> Bool {
+        let (action, poll) = state.withLock { state -> (SessionStateMachine.SendAction, PollResponder?) in
+            let action = state.machine.send(packets, volatile: volatile)
+            switch action {
+            case .writeWebSocket(let packets):
+                guard let channel = state.webSocket else { return (.dropped, nil) }
+                if !channel.isWritable {
+                    if volatile { return (.dropped, nil) }
+                    let bytes = packets.reduce(0) { $0 + $1.byteCount }
+                    if stalledBytes.add(bytes, ordering: .relaxed).newValue > configuration.maxBufferedBytes {
+                        return (.overflow, nil)
+                    }
+                }
+                Self.write(packets, to: channel)
+                return (action, nil)
+            case .respondParkedPoll:
+                let poll = state.parkedPoll
+                state.parkedPoll = nil
+                return (action, poll)
+            case .queued, .dropped, .overflow:
+                return (action, nil)
+            }
+        }
+        switch action {
+        case .writeWebSocket(let packets):
+            metrics.sent(packets)
+            return true
+        case .respondParkedPoll(let packets):
+            metrics.sent(packets)
+            poll?.respond(packets: packets)
+            return true
+        case .queued:
+            metrics.sent(packets)
+            return true
+        case .dropped:
+            if volatile { metrics.droppedVolatile.increment() }
+            return false
+        case .overflow:
+            logger.notice("client is not keeping up, closing")
+            metrics.error("slow_client")
+            close(reason: .slowClient)
+            return false
+        }
+    }
+
+    /// Writes frames to a WebSocket on its event loop, then flushes once. Always deferred to
+    /// the loop, so that no channel event runs while a session lock is held, writes keep their
+    /// order, and the writes of one loop tick leave in one flush.
+    static func write(_ packets: [EnginePacket], to channel: any Channel) {
+        channel.eventLoop.execute {
+            for packet in packets {
+                let frame = WebSocketFrame(fin: true, opcode: packet.isBinary ? .binary : .text, data: packet.wire)
+                channel.write(frame, promise: nil)
+            }
+            channel.flush()
+        }
+    }
+
+    // MARK: Closing
+
+    /// Closes the session: the client is told (a close packet to a pending long-poll, a close
+    /// frame on a WebSocket) and ``onClose(_:)`` runs once with `reason`.
+    public func close(reason: EngineCloseReason = .forcedClose) {
+        let taken = state.withLock { state -> (State, Bool)? in
+            let action = state.machine.close()
+            guard action.wasOpen else { return nil }
+            state.heartbeat.stop()
+            let snapshot = state
+            state.heartbeatTimer = nil
+            state.upgradeTimer = nil
+            state.parkedPoll = nil
+            state.webSocket = nil
+            state.probe = nil
+            state.handlers = Handlers()
+            return (snapshot, action.answerParkedPoll)
+        }
+        guard let (closed, answerPoll) = taken else { return }
+        logger.debug("session closed", metadata: ["eio.reason": .string(reason.rawValue)])
+        closed.heartbeatTimer?.cancel()
+        closed.upgradeTimer?.cancel()
+        if answerPoll { closed.parkedPoll?.respond(packets: [EnginePacket(.close)]) }
+        if let channel = closed.webSocket { Self.closeWebSocket(channel) }
+        if let channel = closed.probe { Self.closeWebSocket(channel) }
+        onTerminate(self, closed.machine.transport)
+        closed.handlers.close?(reason)
+    }
+
+    static func closeWebSocket(_ channel: any Channel, code: WebSocketErrorCode = .normalClosure) {
+        channel.eventLoop.execute {
+            var data = channel.allocator.buffer(capacity: 2)
+            data.write(webSocketErrorCode: code)
+            let frame = WebSocketFrame(fin: true, opcode: .connectionClose, data: data)
+            channel.writeAndFlush(frame).whenComplete { _ in channel.close(promise: nil) }
+        }
+    }
+
+    // MARK: Receiving
+
+    /// Handles packets that arrived over either transport.
+    func receive(_ packets: [EnginePacket]) {
+        for packet in packets {
+            metrics.received(packet)
+            switch packet.type {
+            case .message:
+                let handler = state.withLock { $0.handlers.message }
+                handler?(packet.isBinary ? .binary(packet.wire) : .text(packet.text))
+            case .pong:
+                let now = NIODeadline.now()
+                state.withLock { _ = $0.heartbeat.pongReceived(now: now) }
+            case .close:
+                close(reason: .transportClose)
+                return
+            case .ping, .noop, .open, .upgrade:
+                // Clients of v4 do not ping; the rest are not for the server. Tolerated, as the
+                // reference server does.
+                continue
+            }
+        }
+    }
+
+    // MARK: Heartbeat
+
+    func startHeartbeat() {
+        let deadline = state.withLock { $0.heartbeat.firstTimerDeadline }
+        scheduleHeartbeat(at: deadline)
+    }
+
+    private func scheduleHeartbeat(at deadline: NIODeadline) {
+        let task = eventLoop.scheduleTask(deadline: deadline) { [weak self] in
+            guard let self else { return }
+            self.heartbeatFired()
+        }
+        let stale = state.withLock { state -> Bool in
+            guard state.machine.phase != .closed else { return true }
+            state.heartbeatTimer = task
+            return false
+        }
+        if stale { task.cancel() }
+    }
+
+    private func heartbeatFired() {
+        let action = state.withLock { $0.heartbeat.timerFired(now: .now()) }
+        switch action {
+        case .sendPing(let next):
+            send([EnginePacket(.ping)])
+            scheduleHeartbeat(at: next)
+        case .schedule(let next):
+            scheduleHeartbeat(at: next)
+        case .timedOut:
+            logger.debug("ping timeout")
+            close(reason: .pingTimeout)
+        case .none:
+            break
+        }
+    }
+
+    // MARK: Polling
+
+    /// A long-poll GET arrived; it is answered now or parked.
+    func poll(_ responder: PollResponder) {
+        let action = state.withLock { state -> SessionStateMachine.PollAction in
+            let action = state.machine.pollRequested()
+            if action == .park { state.parkedPoll = responder }
+            return action
+        }
+        switch action {
+        case .respond(let packets):
+            responder.respond(packets: packets)
+        case .park:
+            break
+        case .rejectDuplicate:
+            responder.fail(EngineHTTPError(.badRequest, "Overlap from client"))
+            metrics.error("duplicate_poll")
+            close(reason: .transportError)
+        case .rejectTransport:
+            responder.fail(EngineHTTPError(.badRequest))
+        }
+    }
+
+    /// The response to a GET has been written.
+    func pollCompleted() {
+        state.withLock { $0.machine.pollFinished() }
+    }
+
+    /// The connection of a parked GET went away before it was answered.
+    func pollAborted(_ responder: PollResponder) {
+        let wasParked = state.withLock { state -> Bool in
+            guard state.parkedPoll === responder else { return false }
+            state.parkedPoll = nil
+            state.machine.pollFinished()
+            return true
+        }
+        if wasParked { close(reason: .transportClose) }
+    }
+
+    /// A POST began. Returns `false` (and closes the session) if one was already in flight.
+    func beginPost() -> Bool {
+        let began = state.withLock { $0.machine.postBegan() }
+        if !began {
+            metrics.error("duplicate_post")
+            close(reason: .transportError)
+        }
+        return began
+    }
+
+    func endPost() {
+        state.withLock { $0.machine.postFinished() }
+    }
+
+    // MARK: WebSocket
+
+    /// The session was opened over this WebSocket.
+    func attach(webSocket channel: any Channel) {
+        state.withLock { $0.webSocket = channel }
+    }
+
+    /// A probe arrived on a WebSocket opened to upgrade this session.
+    func probe(from channel: any Channel) {
+        let result = state.withLock { state -> (answer: Bool, noop: PollResponder?) in
+            switch state.machine.probeReceived() {
+            case .reject:
+                return (false, nil)
+            case .answerProbe(let noopParked):
+                state.probe = channel
+                Self.write([EnginePacket(.pong, "probe")], to: channel)
+                let poll = noopParked ? state.parkedPoll : nil
+                if noopParked { state.parkedPoll = nil }
+                return (true, poll)
+            }
+        }
+        guard result.answer else {
+            Self.closeWebSocket(channel, code: .policyViolation)
+            return
+        }
+        result.noop?.respond(packets: [EnginePacket(.noop)])
+        let timer = eventLoop.scheduleTask(in: configuration.upgradeTimeout) { [weak self] in
+            guard let self else { return }
+            self.abandonUpgrade(channel)
+        }
+        state.withLock { $0.upgradeTimer = timer }
+    }
+
+    /// The client sent `5` on the probed WebSocket: it now carries the session.
+    func completeUpgrade(on channel: any Channel) -> Bool {
+        let result = state.withLock { state -> (ok: Bool, noop: PollResponder?, timer: Scheduled<Void>?) in
+            guard state.probe === channel else { return (false, nil, nil) }
+            switch state.machine.upgradeReceived() {
+            case .reject:
+                return (false, nil, nil)
+            case .flush(let packets, let noopParked):
+                state.probe = nil
+                state.webSocket = channel
+                if !packets.isEmpty { Self.write(packets, to: channel) }
+                let poll = noopParked ? state.parkedPoll : nil
+                state.parkedPoll = nil
+                let timer = state.upgradeTimer
+                state.upgradeTimer = nil
+                return (true, poll, timer)
+            }
+        }
+        result.timer?.cancel()
+        result.noop?.respond(packets: [EnginePacket(.noop)])
+        if result.ok {
+            metrics.upgraded()
+            logger.debug("upgraded to websocket")
+        }
+        return result.ok
+    }
+
+    /// The probe WebSocket closed or timed out before `5`: stay on polling.
+    func abandonUpgrade(_ channel: any Channel) {
+        let abandoned = state.withLock { state -> Bool in
+            guard state.probe === channel else { return false }
+            state.probe = nil
+            state.machine.upgradeAbandoned()
+            return true
+        }
+        if abandoned { Self.closeWebSocket(channel) }
+    }
+
+    /// The WebSocket carrying the session closed.
+    func webSocketClosed(_ channel: any Channel) {
+        let isCurrent = state.withLock { $0.webSocket === channel }
+        if isCurrent { close(reason: .transportClose) } else { abandonUpgrade(channel) }
+    }
+
+    /// The WebSocket's writability changed: a drained socket is no longer stalled.
+    func writabilityChanged(isWritable: Bool) {
+        if isWritable { stalledBytes.store(0, ordering: .relaxed) }
+    }
+}

@@ -1,0 +1,130 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOWebSocket
+import Synchronization
+
+/// Serves an ``EngineServer`` over HTTP/1.1 and WebSocket on a listening socket, and hands
+/// every request outside the engine path to an optional ``Fallback``.
+public final class EngineHTTPServer: Sendable {
+    /// Answers HTTP requests outside the engine path (health checks, REST, static files).
+    public typealias Fallback = @Sendable (WebRequest) async -> WebResponse
+
+    /// The engine served.
+    public let engine: EngineServer
+    /// The largest request body accepted outside the engine path. Default 16 MiB.
+    public let maxRequestBodySize: Int
+    private let group: any EventLoopGroup
+    private let fallback: Fallback?
+    private let listener = Mutex<(any Channel)?>(nil)
+
+    /// - Parameters:
+    ///   - engine: the engine to serve.
+    ///   - group: the event loops; by default NIO's shared group with one loop per core.
+    ///   - maxRequestBodySize: the largest body of a request outside the engine path.
+    ///   - fallback: answers requests outside the engine path; without one they get 404.
+    public init(
+        engine: EngineServer,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        maxRequestBodySize: Int = 16 << 20,
+        fallback: Fallback? = nil
+    ) {
+        self.engine = engine
+        self.group = group
+        self.maxRequestBodySize = maxRequestBodySize
+        self.fallback = fallback
+    }
+
+    /// The port the server listens on, once started (useful after binding port 0).
+    public var localPort: Int? {
+        listener.withLock { $0?.localAddress?.port }
+    }
+
+    /// Starts listening on `host`:`port`.
+    public func start(host: String, port: Int) async throws {
+        let engine = self.engine
+        let fallback = self.fallback
+        let maxBody = self.maxRequestBodySize
+        let maxFrame = max(engine.configuration.maxPayload, 1024)
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.maxMessagesPerRead, value: 4)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let upgrader = NIOWebSocketServerUpgrader(
+                        maxFrameSize: maxFrame,
+                        automaticErrorHandling: true,
+                        shouldUpgrade: { channel, head in
+                            channel.eventLoop.makeSucceededFuture(engine.acceptsWebSocket(head) ? HTTPHeaders() : nil)
+                        },
+                        upgradePipelineHandler: { channel, head in
+                            channel.eventLoop.makeCompletedFuture {
+                                try channel.pipeline.syncOperations.addHandlers([
+                                    NIOWebSocketFrameAggregator(
+                                        minNonFinalFragmentSize: 0,
+                                        maxAccumulatedFrameCount: 1 << 16,
+                                        maxAccumulatedFrameSize: maxFrame
+                                    ),
+                                    EngineWebSocketHandler(engine: engine, head: head),
+                                ])
+                            }
+                        }
+                    )
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(
+                        withServerUpgrade: (upgraders: [upgrader], completionHandler: { context in
+                            context.pipeline.removeHandler(name: EngineHTTPServer.httpHandlerName, promise: nil)
+                        }),
+                        withErrorHandling: true
+                    )
+                    try channel.pipeline.syncOperations.addHandler(
+                        EngineHTTPHandler(engine: engine, fallback: fallback, maxRequestBodySize: maxBody),
+                        name: EngineHTTPServer.httpHandlerName
+                    )
+                }
+            }
+            .bind(host: host, port: port)
+            .get()
+        listener.withLock { $0 = channel }
+        engine.logger.info("listening", metadata: ["address": .string("\(host):\(channel.localAddress?.port ?? port)")])
+    }
+
+    static let httpHandlerName = "engineio.http"
+
+    /// Waits until the listening socket is closed by ``shutdown()``.
+    public func run() async throws {
+        guard let channel = listener.withLock({ $0 }) else { return }
+        try await channel.closeFuture.get()
+    }
+
+    /// Stops accepting connections, then closes every session (clients are told the server
+    /// is shutting down) and gives their last packets a moment to leave.
+    public func shutdown(drain: TimeAmount = .milliseconds(200)) async {
+        let channel = listener.withLock { $0 }
+        try? await channel?.close()
+        engine.closeAll(reason: .serverShuttingDown)
+        try? await Task.sleep(nanoseconds: UInt64(drain.nanoseconds))
+    }
+}
+
+extension EngineServer {
+    /// Whether a WebSocket upgrade request is one the engine takes: at its path, and valid.
+    func acceptsWebSocket(_ head: HTTPRequestHead) -> Bool {
+        let (path, query) = URIComponents.split(head.uri)
+        guard path == configuration.path || path + "/" == configuration.path else { return false }
+        let kind = EngineRequestKind.classify(
+            method: head.method.rawValue,
+            query: query,
+            isWebSocketUpgrade: true,
+            origin: head.headers.first(name: "Origin"),
+            configuration: configuration,
+            sessionTransport: phase(ofSession:)
+        )
+        switch kind {
+        case .success(.handshake(.websocket)), .success(.upgrade): return true
+        default: return false
+        }
+    }
+}

@@ -1,0 +1,137 @@
+import NIOCore
+import NIOHTTP1
+import NIOWebSocket
+
+/// Serves one WebSocket: either a session opened over it directly, or a candidate for the
+/// upgrade of a polling session, until the client's `5` makes it the session's transport.
+final class EngineWebSocketHandler: ChannelInboundHandler {
+    typealias InboundIn = WebSocketFrame
+    typealias OutboundOut = WebSocketFrame
+
+    private enum Mode {
+        /// Before `handlerAdded`: the request that opened the WebSocket.
+        case starting(HTTPRequestHead)
+        /// Probing to upgrade this polling session.
+        case probing(EngineSocket)
+        /// Carrying this session.
+        case carrying(EngineSocket)
+        case closed
+    }
+
+    private let engine: EngineServer
+    private var mode: Mode
+
+    init(engine: EngineServer, head: HTTPRequestHead) {
+        self.engine = engine
+        self.mode = .starting(head)
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        guard case .starting(let head) = mode else { return }
+        let channel = context.channel
+        if let sid = URIComponents.split(head.uri).query["sid"] {
+            guard let session = engine.session(id: sid) else {
+                mode = .closed
+                EngineSocket.closeWebSocket(channel, code: .policyViolation)
+                return
+            }
+            mode = .probing(session)
+        } else {
+            let session = engine.openSession(
+                transport: .websocket,
+                handshake: EngineHandshakeRequest(head: head, remoteAddress: channel.remoteAddress),
+                eventLoop: context.eventLoop
+            ) { session, open in
+                session.attach(webSocket: channel)
+                EngineSocket.write([open], to: channel)
+            }
+            mode = .carrying(session)
+        }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        switch frame.opcode {
+        case .text:
+            let packet: EnginePacket
+            do {
+                packet = try EnginePacket.decode(textFrame: frame.unmaskedData)
+            } catch {
+                engine.metrics.error("parse_error")
+                end(context: context, reason: .parseError, code: .protocolError)
+                return
+            }
+            receive(packet, context: context)
+        case .binary:
+            guard case .carrying(let session) = mode else { return }
+            session.receive([.message(binary: frame.unmaskedData)])
+        case .ping:
+            let pong = WebSocketFrame(fin: true, opcode: .pong, data: frame.unmaskedData)
+            context.writeAndFlush(wrapOutboundOut(pong), promise: nil)
+        case .connectionClose:
+            end(context: context, reason: .transportClose, code: .normalClosure)
+        default:
+            break
+        }
+    }
+
+    private func receive(_ packet: EnginePacket, context: ChannelHandlerContext) {
+        switch mode {
+        case .carrying(let session):
+            session.receive([packet])
+        case .probing(let session):
+            if packet.type == .ping, packet.text == "probe" {
+                session.probe(from: context.channel)
+            } else if packet.type == .upgrade {
+                if session.completeUpgrade(on: context.channel) {
+                    mode = .carrying(session)
+                } else {
+                    end(context: context, reason: .transportError, code: .protocolError)
+                }
+            }
+        case .starting, .closed:
+            break
+        }
+    }
+
+    /// Ends this WebSocket: the session it carries closes with `reason`, a probe is abandoned.
+    private func end(context: ChannelHandlerContext, reason: EngineCloseReason, code: WebSocketErrorCode) {
+        switch mode {
+        case .carrying(let session):
+            mode = .closed
+            session.close(reason: reason)
+        case .probing(let session):
+            mode = .closed
+            session.abandonUpgrade(context.channel)
+        case .starting, .closed:
+            break
+        }
+        EngineSocket.closeWebSocket(context.channel, code: code)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        switch mode {
+        case .carrying(let session), .probing(let session):
+            mode = .closed
+            session.webSocketClosed(context.channel)
+        case .starting, .closed:
+            break
+        }
+        context.fireChannelInactive()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if case .carrying(let session) = mode {
+            session.writabilityChanged(isWritable: context.channel.isWritable)
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if case .carrying(let session) = mode {
+            mode = .closed
+            session.close(reason: .transportError)
+        }
+        context.close(promise: nil)
+    }
+}

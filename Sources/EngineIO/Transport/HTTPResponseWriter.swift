@@ -1,0 +1,66 @@
+import NIOCore
+import NIOHTTP1
+
+/// Writes one HTTP response to a connection from any thread, in one hop to its event loop.
+struct HTTPResponseWriter: Sendable {
+    let channel: any Channel
+    let version: HTTPVersion
+    let keepAlive: Bool
+    /// Headers added to every response (CORS).
+    let extraHeaders: HTTPHeaders
+
+    func write(_ response: WebResponse, closeAfter: Bool = false) {
+        var headers = response.headers
+        headers.add(contentsOf: extraHeaders)
+        headers.replaceOrAdd(name: "Content-Length", value: String(response.body.readableBytes))
+        let close = closeAfter || !keepAlive
+        headers.replaceOrAdd(name: "Connection", value: close ? "close" : "keep-alive")
+        let head = HTTPResponseHead(version: version, status: response.status, headers: headers)
+        let body = response.body
+        let channel = self.channel
+        channel.eventLoop.execute {
+            channel.write(HTTPServerResponsePart.head(head), promise: nil)
+            if body.readableBytes > 0 {
+                channel.write(HTTPServerResponsePart.body(.byteBuffer(body)), promise: nil)
+            }
+            let done = channel.writeAndFlush(HTTPServerResponsePart.end(nil))
+            if close { done.whenComplete { _ in channel.close(promise: nil) } }
+        }
+    }
+
+    func write(_ error: EngineHTTPError, closeAfter: Bool = false) {
+        write(
+            WebResponse(
+                status: HTTPResponseStatus(statusCode: error.status),
+                contentType: "application/json",
+                body: error.json
+            ),
+            closeAfter: closeAfter
+        )
+    }
+
+    func writePolling(_ body: ByteBuffer) {
+        write(WebResponse(status: .ok, headers: ["Content-Type": "text/plain; charset=UTF-8"], body: body))
+    }
+}
+
+/// The pending answer to one long-poll GET. Answered once, from any thread.
+final class PollResponder: Sendable {
+    let writer: HTTPResponseWriter
+    /// Called just before the answer is written, so that the session accepts the next GET.
+    let finished: @Sendable () -> Void
+
+    init(writer: HTTPResponseWriter, finished: @escaping @Sendable () -> Void) {
+        self.writer = writer
+        self.finished = finished
+    }
+
+    func respond(packets: [EnginePacket]) {
+        finished()
+        writer.writePolling(PollingPayload.encode(packets))
+    }
+
+    func fail(_ error: EngineHTTPError) {
+        writer.write(error)
+    }
+}

@@ -1,0 +1,21 @@
+import EngineIO
+import Logging
+import SocketIO
+
+/// Everything `parley serve` can be told, with the documented defaults.
+public struct ParleyConfiguration: Sendable {
+    /// The address to listen on. Default `0.0.0.0` (every interface).
+    public var host = "0.0.0.0"
+    /// The port to listen on; 0 picks a free one. Default 3000.
+    public var port = 3000
+    /// The Engine.IO options (path `/socket.io/`, ping 25 s / 20 s, max payload 1 MB, CORS off).
+    public var engine = EngineConfiguration()
+    /// The Socket.IO options (connect timeout 45 s; connection state recovery off, as in the
+    /// reference server, because it appends an offset argument to every broadcast, which
+    /// clients with fixed-arity handlers do not expect).
+    public var socketIO = SocketIOConfiguration()
+    /// The log level. Default `info`.
+    public var logLevel: Logger.Level = .info
+
+    public init() {}
+}

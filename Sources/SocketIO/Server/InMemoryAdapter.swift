@@ -1,0 +1,177 @@
+import DequeModule
+import EngineIO
+import NIOCore
+import Synchronization
+
+/// The adapter of a single node: room tables in memory and, when recovery is on, a log of
+/// recent broadcasts with their offsets and the sessions of recently disconnected sockets.
+public final class InMemoryAdapter: Adapter {
+    private struct Tables {
+        /// room → members
+        var rooms: [String: Set<String>] = [:]
+        /// socket → rooms
+        var sids: [String: Set<String>] = [:]
+    }
+
+    private struct StoredPacket {
+        let offset: String
+        let options: BroadcastOptions
+        let encoded: [EnginePacket]
+        let time: NIODeadline
+    }
+
+    private struct RecoveryLog {
+        var packets: Deque<StoredPacket> = []
+        var sessions: [String: (session: PersistedSession, disconnectedAt: NIODeadline)] = [:]
+        var nextOffset: UInt64 = 0
+    }
+
+    private let tables = Mutex(Tables())
+    private let log = Mutex(RecoveryLog())
+    private let sockets: any LocalSocketDirectory
+    private let namespace: String
+    private let recovery: ConnectionStateRecovery?
+    private let offsetPrefix = SessionID.make().prefix(6)
+
+    /// An adapter delivering to `sockets`, the local sockets of `namespace`.
+    public init(namespace: String, sockets: any LocalSocketDirectory, recovery: ConnectionStateRecovery?) {
+        self.namespace = namespace
+        self.sockets = sockets
+        self.recovery = recovery
+    }
+
+    public func addAll(_ id: String, rooms: Set<String>) {
+        tables.withLock { tables in
+            tables.sids[id, default: []].formUnion(rooms)
+            for room in rooms { tables.rooms[room, default: []].insert(id) }
+        }
+    }
+
+    public func remove(_ id: String, from room: String) {
+        tables.withLock { tables in
+            tables.sids[id]?.remove(room)
+            Self.removeMember(id, from: room, in: &tables)
+        }
+    }
+
+    public func removeAll(_ id: String) {
+        tables.withLock { tables in
+            guard let rooms = tables.sids.removeValue(forKey: id) else { return }
+            for room in rooms { Self.removeMember(id, from: room, in: &tables) }
+        }
+    }
+
+    private static func removeMember(_ id: String, from room: String, in tables: inout Tables) {
+        guard var members = tables.rooms[room] else { return }
+        members.remove(id)
+        tables.rooms[room] = members.isEmpty ? nil : members
+    }
+
+    public func rooms(of id: String) -> Set<String> {
+        tables.withLock { $0.sids[id] ?? [] }
+    }
+
+    public func roomSizes() -> [String: Int] {
+        tables.withLock { $0.rooms.mapValues(\.count) }
+    }
+
+    public func socketIDs(_ options: BroadcastOptions) -> Set<String> {
+        tables.withLock { Self.select(options, in: $0) }
+    }
+
+    private static func select(_ options: BroadcastOptions, in tables: Tables) -> Set<String> {
+        var ids: Set<String>
+        if options.rooms.isEmpty {
+            ids = Set(tables.sids.keys)
+        } else {
+            ids = []
+            for room in options.rooms {
+                if let members = tables.rooms[room] { ids.formUnion(members) }
+            }
+        }
+        for room in options.except {
+            if let members = tables.rooms[room] { ids.subtract(members) }
+        }
+        return ids
+    }
+
+    public func broadcast(_ packet: SocketIOPacket, options: BroadcastOptions) {
+        var packet = packet
+        if let recovery, !options.volatile, packet.id == nil, packet.kind == .event {
+            let now = NIODeadline.now()
+            let encoded = log.withLock { log -> [EnginePacket] in
+                let offset = "\(offsetPrefix)-\(log.nextOffset)"
+                log.nextOffset += 1
+                if case .array(var values)? = packet.data {
+                    values.append(.string(offset))
+                    packet.data = .array(values)
+                }
+                let encoded = packet.encode()
+                log.packets.append(StoredPacket(offset: offset, options: options, encoded: encoded, time: now))
+                let horizon = now - recovery.maxDisconnectionDuration
+                while let first = log.packets.first, first.time < horizon { log.packets.removeFirst() }
+                return encoded
+            }
+            deliver(encoded, options: options)
+        } else {
+            deliver(packet.encode(), options: options)
+        }
+    }
+
+    private func deliver(_ encoded: [EnginePacket], options: BroadcastOptions) {
+        let ids = socketIDs(options)
+        sockets.deliver(encoded, to: ids, volatile: options.volatile)
+    }
+
+    public func addSockets(_ options: BroadcastOptions, rooms: Set<String>) {
+        tables.withLock { tables in
+            for id in Self.select(options, in: tables) {
+                tables.sids[id, default: []].formUnion(rooms)
+                for room in rooms { tables.rooms[room, default: []].insert(id) }
+            }
+        }
+    }
+
+    public func removeSockets(_ options: BroadcastOptions, rooms: Set<String>) {
+        tables.withLock { tables in
+            for id in Self.select(options, in: tables) {
+                for room in rooms {
+                    tables.sids[id]?.remove(room)
+                    Self.removeMember(id, from: room, in: &tables)
+                }
+            }
+        }
+    }
+
+    public func disconnectSockets(_ options: BroadcastOptions, close: Bool) {
+        sockets.disconnect(socketIDs(options), close: close)
+    }
+
+    public func persistSession(_ session: PersistedSession) {
+        guard let recovery else { return }
+        let now = NIODeadline.now()
+        log.withLock { log in
+            let horizon = now - recovery.maxDisconnectionDuration
+            log.sessions = log.sessions.filter { $0.value.disconnectedAt >= horizon }
+            log.sessions[session.pid] = (session, now)
+        }
+    }
+
+    public func restoreSession(pid: String, offset: String) -> RecoveredSession? {
+        guard let recovery else { return nil }
+        let now = NIODeadline.now()
+        return log.withLock { log -> RecoveredSession? in
+            guard let kept = log.sessions.removeValue(forKey: pid) else { return nil }
+            guard kept.disconnectedAt >= now - recovery.maxDisconnectionDuration else { return nil }
+            guard let index = log.packets.firstIndex(where: { $0.offset == offset }) else { return nil }
+            var missed: [[EnginePacket]] = []
+            let rooms = kept.session.rooms
+            for stored in log.packets[(index + 1)...] {
+                let included = (stored.options.rooms.isEmpty || !stored.options.rooms.isDisjoint(with: rooms))
+                    && stored.options.except.isDisjoint(with: rooms)
+                if included { missed.append(stored.encoded) }
+            }
+            return RecoveredSession(session: kept.session, missedPackets: missed)
+        }
+    }
+}

@@ -1,0 +1,192 @@
+import EngineIO
+import Logging
+import Synchronization
+
+/// What an adapter is built from: its namespace's name, the directory of its local sockets,
+/// and the recovery options.
+public struct AdapterContext: Sendable {
+    public let namespace: String
+    public let sockets: any LocalSocketDirectory
+    public let recovery: ConnectionStateRecovery?
+}
+
+/// A namespace: a separate channel of communication multiplexed over each connection, with
+/// its own middlewares, connection handlers, sockets and rooms.
+///
+/// ```swift
+/// let admin = io.of("/admin")
+/// admin.use { socket in
+///     guard socket.handshake.auth["token"] == "secret" else {
+///         throw ConnectionRefused("not authorized", data: ["code": 401])
+///     }
+/// }
+/// admin.onConnection { socket in socket.emit("welcome", "admin") }
+/// ```
+public final class Namespace: Sendable {
+    /// A middleware runs for each connecting socket before its connection handlers; throwing
+    /// refuses the connection (with ``ConnectionRefused`` to choose the message and data).
+    public typealias Middleware = @Sendable (Socket) async throws -> Void
+    /// Called for each socket that joined the namespace.
+    public typealias ConnectionHandler = @Sendable (Socket) async -> Void
+
+    /// The name, such as `/` or `/admin`.
+    public let name: String
+    /// The adapter keeping this namespace's rooms and carrying its broadcasts.
+    public let adapter: any Adapter
+    let local: LocalSockets
+    let recovery: ConnectionStateRecovery?
+    let logger: Logger
+    let metrics: SocketIOMetrics
+    private let handlers = Mutex<(middlewares: [Middleware], connection: [ConnectionHandler])>(([], []))
+
+    init(
+        name: String,
+        recovery: ConnectionStateRecovery?,
+        logger: Logger,
+        adapterFactory: @Sendable (AdapterContext) -> any Adapter
+    ) {
+        self.name = name
+        self.recovery = recovery
+        var logger = logger
+        logger[metadataKey: "sio.nsp"] = .string(name)
+        self.logger = logger
+        self.metrics = SocketIOMetrics(namespace: name)
+        let local = LocalSockets()
+        self.local = local
+        self.adapter = adapterFactory(AdapterContext(namespace: name, sockets: local, recovery: recovery))
+    }
+
+    /// Adds a middleware.
+    public func use(_ middleware: @escaping Middleware) {
+        handlers.withLock { $0.middlewares.append(middleware) }
+    }
+
+    /// Adds a connection handler.
+    public func onConnection(_ handler: @escaping ConnectionHandler) {
+        handlers.withLock { $0.connection.append(handler) }
+    }
+
+    /// The sockets of this namespace on this node.
+    public var sockets: [Socket] { local.all }
+
+    /// The number of sockets of this namespace on this node.
+    public var socketCount: Int { local.count }
+
+    /// The local socket with this id.
+    public func socket(id: String) -> Socket? { local.socket(id: id) }
+
+    func sockets(ids: Set<String>) -> [Socket] { local.sockets(ids: ids) }
+
+    // MARK: Broadcasting
+
+    /// A broadcast to every socket of the namespace.
+    public var broadcast: BroadcastOperator { BroadcastOperator(namespace: self) }
+
+    /// A broadcast to the members of `rooms`.
+    public func to(_ rooms: String...) -> BroadcastOperator { broadcast.to(Set(rooms)) }
+
+    /// Same as ``to(_:)``.
+    public func `in`(_ rooms: String...) -> BroadcastOperator { broadcast.to(Set(rooms)) }
+
+    /// A broadcast to every socket except the members of `rooms`.
+    public func except(_ rooms: String...) -> BroadcastOperator { broadcast.except(Set(rooms)) }
+
+    /// A volatile broadcast to every socket.
+    public var volatile: BroadcastOperator { broadcast.volatile }
+
+    /// Emits an event to every socket of the namespace.
+    public func emit(_ event: String, _ args: JSONValue...) {
+        broadcast.emit(event, args)
+    }
+
+    // MARK: Connecting
+
+    /// Runs the connection of `connection` to this namespace: recovery, middlewares, the
+    /// CONNECT answer, missed packets, then the connection handlers.
+    func connect(_ connection: ClientConnection, auth: JSONObject) async {
+        var restored: RecoveredSession?
+        if recovery != nil, let pid = auth["pid"]?.stringValue, let offset = auth["offset"]?.stringValue {
+            restored = adapter.restoreSession(pid: pid, offset: offset)
+        }
+        let socket = Socket(
+            id: restored?.session.id ?? SessionID.make(),
+            pid: recovery == nil ? nil : (restored?.session.pid ?? SessionID.make()),
+            namespace: self,
+            handshake: connection.handshake(auth: auth),
+            recovered: restored != nil,
+            data: restored?.session.data ?? [:],
+            connection: connection
+        )
+        let (middlewares, connectionHandlers) = handlers.withLock { ($0.middlewares, $0.connection) }
+        if restored == nil || recovery?.skipMiddlewares == false {
+            for middleware in middlewares {
+                do {
+                    try await middleware(socket)
+                } catch {
+                    let refusal = (error as? ConnectionRefused) ?? ConnectionRefused("\(error)")
+                    logger.debug("connection refused", metadata: ["sio.error": .string(refusal.message)])
+                    SocketIOMetrics.error("connection_refused")
+                    connection.refuse(namespace: name, payload: refusal.payload)
+                    return
+                }
+            }
+        }
+        guard connection.attach(socket) else { return }
+        local.insert(socket)
+        adapter.addAll(socket.id, rooms: Set([socket.id]).union(restored?.session.rooms ?? []))
+        metrics.sockets.increment()
+        var reply: JSONObject = ["sid": .string(socket.id)]
+        if let pid = socket.pid { reply["pid"] = .string(pid) }
+        socket.send(SocketIOPacket(.connect, namespace: name, data: .object(reply)))
+        for packets in restored?.missedPackets ?? [] {
+            connection.write(packets, volatile: false)
+        }
+        logger.debug("socket connected", metadata: ["sio.sid": .string(socket.id), "sio.recovered": .stringConvertible(restored != nil)])
+        socket.enqueue {
+            for handler in connectionHandlers { await handler(socket) }
+        }
+    }
+
+    func removeSocket(_ socket: Socket) {
+        if local.remove(socket) { metrics.sockets.decrement() }
+    }
+}
+
+/// The sockets of one namespace on this node, by id: the table an adapter delivers through.
+final class LocalSockets: LocalSocketDirectory {
+    private let table = Mutex<[String: Socket]>([:])
+
+    var all: [Socket] { table.withLock { Array($0.values) } }
+    var count: Int { table.withLock { $0.count } }
+
+    func socket(id: String) -> Socket? { table.withLock { $0[id] } }
+
+    func sockets(ids: some Sequence<String>) -> [Socket] {
+        table.withLock { table in ids.compactMap { table[$0] } }
+    }
+
+    func insert(_ socket: Socket) {
+        table.withLock { $0[socket.id] = socket }
+    }
+
+    /// Removes `socket` if it is the one registered under its id.
+    func remove(_ socket: Socket) -> Bool {
+        table.withLock { table in
+            guard table[socket.id] === socket else { return false }
+            table[socket.id] = nil
+            return true
+        }
+    }
+
+    func deliver(_ packets: [EnginePacket], to ids: some Sequence<String>, volatile: Bool) {
+        for socket in sockets(ids: ids) {
+            socket.connection.write(packets, volatile: volatile)
+        }
+    }
+
+    func disconnect(_ ids: some Sequence<String>, close: Bool) {
+        for socket in sockets(ids: ids) {
+            socket.disconnect(close: close)
+        }
+    }
+}

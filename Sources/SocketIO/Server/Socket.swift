@@ -1,0 +1,319 @@
+import DequeModule
+import EngineIO
+import Logging
+import NIOCore
+import NIOHTTP1
+import Synchronization
+
+/// What a client presented when it joined a namespace.
+public struct Handshake: Sendable {
+    /// The CONNECT packet's payload (`auth` on the client side).
+    public let auth: JSONObject
+    /// The headers of the HTTP request that opened the connection.
+    public let headers: HTTPHeaders
+    /// The query parameters of that request.
+    public let query: [String: String]
+    /// The client's address, when known.
+    public let address: String?
+    /// The request URI.
+    public let url: String
+}
+
+/// A client's presence in one namespace: receives its events, sends it events, joins rooms.
+///
+/// Event handlers of one socket run one at a time, in the order the events arrived, after the
+/// namespace's connection handlers; different sockets run concurrently.
+///
+/// ```swift
+/// io.onConnection { socket in
+///     socket.join("lobby")
+///     socket.on("chat") { args, ack in
+///         socket.to("lobby").emit("chat", args)
+///         ack("ok")
+///     }
+///     socket.onDisconnect { reason in print(socket.id, "left:", reason) }
+/// }
+/// ```
+public final class Socket: Sendable {
+    /// Handles one event: its arguments and the acknowledgement the sender may wait for.
+    public typealias EventHandler = @Sendable (_ args: [JSONValue], _ ack: Acknowledgement) async -> Void
+
+    /// The socket's id in its namespace (not the Engine.IO session id). Each socket is a
+    /// member of the room named by its id.
+    public let id: String
+    /// The private id a client presents to recover this socket's state.
+    let pid: String?
+    /// The namespace the socket belongs to.
+    public let namespace: Namespace
+    /// What the client presented when it connected.
+    public let handshake: Handshake
+    /// Whether this socket was restored by connection state recovery (its id, rooms and data
+    /// are those of the previous connection, and the broadcasts it missed were replayed).
+    public let recovered: Bool
+    let connection: ClientConnection
+    let logger: Logger
+
+    private typealias Job = @Sendable () async -> Void
+
+    private struct PendingAck {
+        let continuation: CheckedContinuation<[JSONValue], any Error>
+        var timer: Scheduled<Void>?
+    }
+
+    private struct State {
+        var handlers: [String: [EventHandler]] = [:]
+        var anyHandlers: [@Sendable (String, [JSONValue]) async -> Void] = []
+        var disconnectHandlers: [@Sendable (DisconnectReason) async -> Void] = []
+        var data: JSONObject
+        var pendingAcks: [Int: PendingAck] = [:]
+        var nextAckID = 0
+        var connected = true
+        var inbox: Deque<Job> = []
+        var draining = false
+    }
+
+    private let state: Mutex<State>
+
+    init(
+        id: String,
+        pid: String?,
+        namespace: Namespace,
+        handshake: Handshake,
+        recovered: Bool,
+        data: JSONObject,
+        connection: ClientConnection
+    ) {
+        self.id = id
+        self.pid = pid
+        self.namespace = namespace
+        self.handshake = handshake
+        self.recovered = recovered
+        self.connection = connection
+        var logger = namespace.logger
+        logger[metadataKey: "sio.sid"] = .string(id)
+        self.logger = logger
+        self.state = Mutex(State(data: data))
+    }
+
+    /// Whether the socket is still in its namespace.
+    public var connected: Bool { state.withLock { $0.connected } }
+
+    /// Application data attached to the socket; kept across a recovered reconnection.
+    public var data: JSONObject {
+        get { state.withLock { $0.data } }
+        set { state.withLock { $0.data = newValue } }
+    }
+
+    /// The Engine.IO session carrying this socket.
+    public var engineSocket: EngineSocket { connection.engine }
+
+    // MARK: Handlers
+
+    /// Adds a handler for `event`. Several handlers of one event run in the order added.
+    public func on(_ event: String, _ handler: @escaping EventHandler) {
+        state.withLock { $0.handlers[event, default: []].append(handler) }
+    }
+
+    /// Removes every handler of `event`.
+    public func off(_ event: String) {
+        state.withLock { _ = $0.handlers.removeValue(forKey: event) }
+    }
+
+    /// Adds a handler that sees every incoming event, before its own handlers.
+    public func onAny(_ handler: @escaping @Sendable (_ event: String, _ args: [JSONValue]) async -> Void) {
+        state.withLock { $0.anyHandlers.append(handler) }
+    }
+
+    /// Adds a handler called once when the socket leaves the namespace, after the handlers of
+    /// every event received before.
+    public func onDisconnect(_ handler: @escaping @Sendable (DisconnectReason) async -> Void) {
+        state.withLock { $0.disconnectHandlers.append(handler) }
+    }
+
+    // MARK: Emitting
+
+    /// Sends an event to this client.
+    public func emit(_ event: String, _ args: JSONValue...) {
+        emit(event, args)
+    }
+
+    /// Sends an event to this client.
+    public func emit(_ event: String, _ args: [JSONValue]) {
+        send(.event(event, args, namespace: namespace.name))
+    }
+
+    /// Sends an event that may be dropped if the client cannot take it at once.
+    public func emitVolatile(_ event: String, _ args: [JSONValue]) {
+        send(.event(event, args, namespace: namespace.name), volatile: true)
+    }
+
+    /// Sends an event and waits for the client's acknowledgement.
+    ///
+    /// - Throws: ``AcknowledgementError/timeout`` when no ack comes within `timeout`,
+    ///   ``AcknowledgementError/disconnected`` when the socket leaves first.
+    public func emitWithAck(_ event: String, _ args: JSONValue..., timeout: TimeAmount = .seconds(10)) async throws -> [JSONValue] {
+        try await emitWithAck(event, args, timeout: timeout)
+    }
+
+    /// Sends an event and waits for the client's acknowledgement.
+    public func emitWithAck(_ event: String, _ args: [JSONValue], timeout: TimeAmount = .seconds(10)) async throws -> [JSONValue] {
+        try await withCheckedThrowingContinuation { continuation in
+            let id = state.withLock { state -> Int? in
+                guard state.connected else { return nil }
+                let id = state.nextAckID
+                state.nextAckID += 1
+                state.pendingAcks[id] = PendingAck(continuation: continuation)
+                return id
+            }
+            guard let id else {
+                continuation.resume(throwing: AcknowledgementError.disconnected)
+                return
+            }
+            let timer = connection.engine.eventLoop.scheduleTask(in: timeout) { [weak self] in
+                guard let self else { return }
+                self.resolveAck(id, .failure(AcknowledgementError.timeout))
+            }
+            let settled = state.withLock { state -> Bool in
+                guard state.pendingAcks[id] != nil else { return true }
+                state.pendingAcks[id]?.timer = timer
+                return false
+            }
+            if settled { timer.cancel() }
+            send(.event(event, args, namespace: namespace.name, id: id))
+        }
+    }
+
+    private func resolveAck(_ id: Int, _ result: Result<[JSONValue], any Error>) {
+        guard let pending = state.withLock({ $0.pendingAcks.removeValue(forKey: id) }) else { return }
+        pending.timer?.cancel()
+        pending.continuation.resume(with: result)
+    }
+
+    func send(_ packet: SocketIOPacket, volatile: Bool = false) {
+        connection.write(packet.encode(), volatile: volatile)
+    }
+
+    // MARK: Rooms
+
+    /// Joins `rooms`.
+    public func join(_ rooms: String...) {
+        namespace.adapter.addAll(id, rooms: Set(rooms))
+    }
+
+    /// Joins `rooms`.
+    public func join(_ rooms: Set<String>) {
+        namespace.adapter.addAll(id, rooms: rooms)
+    }
+
+    /// Leaves `room`.
+    public func leave(_ room: String) {
+        namespace.adapter.remove(id, from: room)
+    }
+
+    /// The rooms the socket is in, including the room of its own id.
+    public var rooms: Set<String> {
+        namespace.adapter.rooms(of: id)
+    }
+
+    /// A broadcast to the members of `rooms`, this socket excluded.
+    public func to(_ rooms: String...) -> BroadcastOperator {
+        broadcast.to(Set(rooms))
+    }
+
+    /// A broadcast to every other socket of the namespace.
+    public var broadcast: BroadcastOperator {
+        BroadcastOperator(namespace: namespace, options: BroadcastOptions(except: [id]))
+    }
+
+    // MARK: Incoming
+
+    /// Runs `job` after every job queued before it; one drain task at a time, none while idle.
+    func enqueue(_ job: @escaping @Sendable () async -> Void) {
+        let start = state.withLock { state -> Bool in
+            state.inbox.append(job)
+            guard !state.draining else { return false }
+            state.draining = true
+            return true
+        }
+        if start { Task { await self.drain() } }
+    }
+
+    private func drain() async {
+        while let job = state.withLock({ state -> Job? in
+            if let job = state.inbox.popFirst() { return job }
+            state.draining = false
+            return nil
+        }) {
+            await job()
+        }
+    }
+
+    func receiveEvent(_ packet: SocketIOPacket) {
+        guard let name = packet.eventName else { return }
+        let args = packet.arguments
+        let ack: Acknowledgement
+        if let ackID = packet.id {
+            let namespaceName = namespace.name
+            ack = Acknowledgement { [weak self] values in
+                self?.send(SocketIOPacket(.ack, namespace: namespaceName, id: ackID, data: .array(values)))
+            }
+        } else {
+            ack = .none
+        }
+        enqueue { [self] in
+            let (handlers, anyHandlers) = state.withLock { ($0.handlers[name] ?? [], $0.anyHandlers) }
+            for handler in anyHandlers { await handler(name, args) }
+            for handler in handlers { await handler(args, ack) }
+        }
+    }
+
+    func receiveAck(_ packet: SocketIOPacket) {
+        guard let id = packet.id else { return }
+        resolveAck(id, .success(packet.arguments))
+    }
+
+    // MARK: Leaving
+
+    /// Removes the socket from its namespace. With `close`, the whole connection (every
+    /// namespace of this client) is closed too.
+    public func disconnect(close: Bool = false) {
+        guard connected else { return }
+        send(SocketIOPacket(.disconnect, namespace: namespace.name))
+        connection.detach(self)
+        left(reason: .serverNamespaceDisconnect)
+        if close { connection.close() }
+    }
+
+    /// The socket left its namespace: tables updated, session kept for recovery when the
+    /// reason allows, pending acks failed, disconnect handlers queued.
+    func left(reason: DisconnectReason) {
+        let pending = state.withLock { state -> [PendingAck]? in
+            guard state.connected else { return nil }
+            state.connected = false
+            let pending = Array(state.pendingAcks.values)
+            state.pendingAcks.removeAll()
+            return pending
+        }
+        guard let pending else { return }
+        logger.debug("socket left", metadata: ["sio.reason": .string(reason.rawValue)])
+        if reason.isRecoverable, let pid {
+            namespace.adapter.persistSession(PersistedSession(id: id, pid: pid, rooms: rooms, data: data))
+        }
+        namespace.adapter.removeAll(id)
+        namespace.removeSocket(self)
+        for ack in pending {
+            ack.timer?.cancel()
+            ack.continuation.resume(throwing: AcknowledgementError.disconnected)
+        }
+        enqueue { [self] in
+            let handlers = state.withLock { state in
+                let handlers = state.disconnectHandlers
+                state.handlers.removeAll()
+                state.anyHandlers.removeAll()
+                state.disconnectHandlers.removeAll()
+                return handlers
+            }
+            for handler in handlers { await handler(reason) }
+        }
+    }
+}

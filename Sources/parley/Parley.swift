@@ -1,0 +1,11 @@
+import ArgumentParser
+
+@main
+struct Parley: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "parley",
+        abstract: "A real-time chat server that speaks Socket.IO.",
+        subcommands: [Serve.self],
+        defaultSubcommand: Serve.self
+    )
+}

@@ -1,0 +1,105 @@
+import ArgumentParser
+import EngineIO
+import Foundation
+import Logging
+import Metrics
+import NIOCore
+import ParleyServer
+import Prometheus
+import ServiceLifecycle
+import SocketIO
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the Parley server (the default command).",
+        discussion: "Every option has a default; PORT in the environment sets the port when --port is not given."
+    )
+
+    @Option(help: "The address to listen on.")
+    var host = "0.0.0.0"
+
+    @Option(help: "The port to listen on (default: $PORT, else 3000).")
+    var port: Int?
+
+    @Option(help: "The Engine.IO path.")
+    var path = "/socket.io/"
+
+    @Option(help: "Milliseconds between server pings.")
+    var pingInterval = 25_000
+
+    @Option(help: "Milliseconds to wait for a pong before closing a session.")
+    var pingTimeout = 20_000
+
+    @Option(help: "Milliseconds a polling → WebSocket upgrade may take.")
+    var upgradeTimeout = 10_000
+
+    @Option(help: "The largest message or polling body a client may send, in bytes.")
+    var maxPayload = 1_000_000
+
+    @Option(help: "Milliseconds a new connection has to join a namespace.")
+    var connectTimeout = 45_000
+
+    @Option(help: "Seconds a disconnected client can come back and recover its id, rooms and missed broadcasts (0, the default, turns connection state recovery off: it appends an offset argument to every broadcast).")
+    var recoveryWindow = 0
+
+    @Option(name: .customLong("cors-origin"), help: "An origin allowed to reach the server from a browser page served elsewhere (repeatable; * for any).")
+    var corsOrigins: [String] = []
+
+    @Option(help: "Transports clients may use: polling, websocket (repeatable).")
+    var transport: [String] = ["polling", "websocket"]
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel = "info"
+
+    func validate() throws {
+        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown log level '\(logLevel)'") }
+        for name in transport where EngineTransport(rawValue: name) == nil {
+            throw ValidationError("unknown transport '\(name)'")
+        }
+        guard pingInterval > 0, pingTimeout > 0, upgradeTimeout > 0, connectTimeout > 0 else {
+            throw ValidationError("timeouts and intervals must be positive")
+        }
+        guard maxPayload > 0 else { throw ValidationError("--max-payload must be positive") }
+        guard recoveryWindow >= 0 else { throw ValidationError("--recovery-window must not be negative") }
+    }
+
+    func makeConfiguration() throws -> ParleyConfiguration {
+        var configuration = ParleyConfiguration()
+        configuration.host = host
+        if let port {
+            configuration.port = port
+        } else if let text = ProcessInfo.processInfo.environment["PORT"] {
+            guard let value = Int(text), (0...65535).contains(value) else { throw ValidationError("PORT must be a port number") }
+            configuration.port = value
+        }
+        var engine = EngineConfiguration(path: path)
+        engine.pingInterval = .milliseconds(Int64(pingInterval))
+        engine.pingTimeout = .milliseconds(Int64(pingTimeout))
+        engine.upgradeTimeout = .milliseconds(Int64(upgradeTimeout))
+        engine.maxPayload = maxPayload
+        engine.transports = Set(transport.compactMap(EngineTransport.init(rawValue:)))
+        engine.cors = CORSConfiguration(allowedOrigins: corsOrigins)
+        configuration.engine = engine
+        configuration.socketIO.connectTimeout = .milliseconds(Int64(connectTimeout))
+        configuration.socketIO.connectionStateRecovery =
+            recoveryWindow == 0 ? nil : ConnectionStateRecovery(maxDisconnectionDuration: .seconds(Int64(recoveryWindow)))
+        configuration.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+        return configuration
+    }
+
+    func run() async throws {
+        let configuration = try makeConfiguration()
+        let level = configuration.logLevel
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        let logger = Logger(label: "parley")
+        let app = buildApplication(configuration: configuration, logger: logger, metrics: registry)
+        let group = ServiceGroup(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        try await group.run()
+    }
+}
