@@ -72,6 +72,15 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        .executableTarget(
+            name: "socketio-testbed",
+            dependencies: [
+                "EngineIO",
+                "SocketIO",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/Testbed"
+        ),
         .testTarget(name: "EngineIOTests", dependencies: ["EngineIO"]),
         .testTarget(name: "SocketIOTests", dependencies: ["SocketIO", "EngineIO"]),
         .testTarget(name: "ParleyServerTests", dependencies: ["ParleyServer", "SocketIOClient"]),

@@ -19,15 +19,23 @@ final class EngineHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     private let engine: EngineServer
     private let fallback: EngineHTTPServer.Fallback?
     private let maxRequestBodySize: Int
+    /// Makes the upgrade handler armed before each request (see `EngineHTTPServer.configure`).
+    private let makeUpgradeHandler: () -> HTTPServerUpgradeHandler
     private var target = Target.idle
     private var body = ByteBuffer()
     private var bodyLimit = 0
     private var parked: (session: EngineSocket, responder: PollResponder)?
 
-    init(engine: EngineServer, fallback: EngineHTTPServer.Fallback?, maxRequestBodySize: Int) {
+    init(
+        engine: EngineServer,
+        fallback: EngineHTTPServer.Fallback?,
+        maxRequestBodySize: Int,
+        makeUpgradeHandler: @escaping () -> HTTPServerUpgradeHandler
+    ) {
         self.engine = engine
         self.fallback = fallback
         self.maxRequestBodySize = maxRequestBodySize
+        self.makeUpgradeHandler = makeUpgradeHandler
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -59,6 +67,9 @@ final class EngineHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             finish(context: context)
             target = .idle
             body = ByteBuffer()
+            // The previous upgrade handler left the pipeline when this request turned out not
+            // to be an upgrade; the next request gets a new one.
+            try? context.pipeline.syncOperations.addHandler(makeUpgradeHandler(), position: .before(self))
         }
     }
 

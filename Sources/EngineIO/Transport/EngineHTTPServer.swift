@@ -54,35 +54,7 @@ public final class EngineHTTPServer: Sendable {
             .childChannelOption(.maxMessagesPerRead, value: 4)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    let upgrader = NIOWebSocketServerUpgrader(
-                        maxFrameSize: maxFrame,
-                        automaticErrorHandling: true,
-                        shouldUpgrade: { channel, head in
-                            channel.eventLoop.makeSucceededFuture(engine.acceptsWebSocket(head) ? HTTPHeaders() : nil)
-                        },
-                        upgradePipelineHandler: { channel, head in
-                            channel.eventLoop.makeCompletedFuture {
-                                try channel.pipeline.syncOperations.addHandlers([
-                                    NIOWebSocketFrameAggregator(
-                                        minNonFinalFragmentSize: 0,
-                                        maxAccumulatedFrameCount: 1 << 16,
-                                        maxAccumulatedFrameSize: maxFrame
-                                    ),
-                                    EngineWebSocketHandler(engine: engine, head: head),
-                                ])
-                            }
-                        }
-                    )
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(
-                        withServerUpgrade: (upgraders: [upgrader], completionHandler: { context in
-                            context.pipeline.removeHandler(name: EngineHTTPServer.httpHandlerName, promise: nil)
-                        }),
-                        withErrorHandling: true
-                    )
-                    try channel.pipeline.syncOperations.addHandler(
-                        EngineHTTPHandler(engine: engine, fallback: fallback, maxRequestBodySize: maxBody),
-                        name: EngineHTTPServer.httpHandlerName
-                    )
+                    try Self.configure(channel, engine: engine, fallback: fallback, maxBody: maxBody, maxFrame: maxFrame)
                 }
             }
             .bind(host: host, port: port)
@@ -92,6 +64,62 @@ public final class EngineHTTPServer: Sendable {
     }
 
     static let httpHandlerName = "engineio.http"
+
+    /// Builds a connection's pipeline: HTTP/1.1 with pipelining assistance, then a WebSocket
+    /// upgrade handler, then the engine's handler. NIO's upgrade handler only looks at the first
+    /// request of a connection, but clients (aiohttp among them) upgrade on a reused keep-alive
+    /// connection; so the engine's handler arms a fresh one before every request.
+    private static func configure(
+        _ channel: any Channel,
+        engine: EngineServer,
+        fallback: Fallback?,
+        maxBody: Int,
+        maxFrame: Int
+    ) throws {
+        let upgrader = NIOWebSocketServerUpgrader(
+            maxFrameSize: maxFrame,
+            automaticErrorHandling: true,
+            shouldUpgrade: { channel, head in
+                channel.eventLoop.makeSucceededFuture(engine.acceptsWebSocket(head) ? HTTPHeaders() : nil)
+            },
+            upgradePipelineHandler: { channel, head in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandlers([
+                        NIOWebSocketFrameAggregator(
+                            minNonFinalFragmentSize: 0,
+                            maxAccumulatedFrameCount: 1 << 16,
+                            maxAccumulatedFrameSize: maxFrame
+                        ),
+                        EngineWebSocketHandler(engine: engine, head: head),
+                    ])
+                }
+            }
+        )
+        let encoder = HTTPResponseEncoder()
+        let httpHandlers: [any RemovableChannelHandler] = [
+            ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes)),
+            HTTPServerPipelineHandler(),
+            HTTPServerProtocolErrorHandler(),
+        ]
+        let makeUpgradeHandler = {
+            HTTPServerUpgradeHandler(
+                upgraders: [upgrader],
+                httpEncoder: encoder,
+                extraHTTPHandlers: httpHandlers,
+                upgradeCompletionHandler: { context in
+                    context.pipeline.removeHandler(name: EngineHTTPServer.httpHandlerName, promise: nil)
+                }
+            )
+        }
+        let sync = channel.pipeline.syncOperations
+        try sync.addHandler(encoder)
+        try sync.addHandlers(httpHandlers)
+        try sync.addHandler(makeUpgradeHandler())
+        try sync.addHandler(
+            EngineHTTPHandler(engine: engine, fallback: fallback, maxRequestBodySize: maxBody, makeUpgradeHandler: makeUpgradeHandler),
+            name: httpHandlerName
+        )
+    }
 
     /// Waits until the listening socket is closed by ``shutdown()``.
     public func run() async throws {

@@ -1,0 +1,136 @@
+"""Fixtures: real Parley processes on loopback ports, for clients nobody here wrote."""
+
+import os
+import random
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def bin_dir() -> Path:
+    configured = os.environ.get("PARLEY_BIN_DIR")
+    if configured:
+        return Path(configured)
+    out = subprocess.check_output(["swift", "build", "--show-bin-path"], cwd=ROOT, text=True)
+    return Path(out.strip())
+
+
+def free_port() -> int:
+    """A free loopback port below the ephemeral range."""
+    for _ in range(200):
+        port = random.randint(20000, 32000)
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port")
+
+
+class Server:
+    """A server process; `url` is its Socket.IO base URL."""
+
+    def __init__(self, process: subprocess.Popen, port: int, engine_port: int | None = None):
+        self.process = process
+        self.port = port
+        self.engine_port = engine_port
+        self.url = f"http://127.0.0.1:{port}"
+        self.ws_url = f"ws://127.0.0.1:{port}"
+
+    def alive(self) -> bool:
+        if self.process.poll() is not None:
+            return False
+        try:
+            return requests.get(self.url + "/healthz", timeout=2).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+def wait_until_listening(port: int, process: subprocess.Popen, timeout: float = 20) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}: {process.stderr.read() if process.stderr else ''}")
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError("server did not start")
+
+
+def start_testbed(**options) -> Server:
+    """The test-bed server built on the EngineIO and SocketIO libraries alone."""
+    port, engine_port = free_port(), free_port()
+    args = [str(bin_dir() / "socketio-testbed"), "--port", str(port), "--engine-port", str(engine_port)]
+    for name, value in options.items():
+        args += ["--" + name.replace("_", "-"), str(value)]
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_until_listening(port, process)
+    wait_until_listening(engine_port, process)
+    return Server(process, port, engine_port)
+
+
+def start_parley(*flags: str, env: dict | None = None) -> Server:
+    """The real `parley serve`."""
+    port = free_port()
+    args = [str(bin_dir() / "parley"), "serve", "--host", "127.0.0.1", "--port", str(port), *flags]
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    wait_until_listening(port, process)
+    return Server(process, port)
+
+
+@pytest.fixture(scope="module")
+def testbed():
+    server = start_testbed()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def make_testbed():
+    started = []
+
+    def make(**options):
+        server = start_testbed(**options)
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def parley():
+    server = start_parley()
+    yield server
+    server.stop()
+
+
+def eventually(check, timeout: float = 5.0, interval: float = 0.02):
+    """Polls `check` until it returns a truthy value; returns it, or fails after `timeout`."""
+    deadline = time.time() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.time() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(interval)

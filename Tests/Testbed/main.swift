@@ -1,0 +1,140 @@
+// A server built on the EngineIO and SocketIO libraries alone, for the interoperability
+// tests: every feature of the libraries behind a small event vocabulary, plus a plain
+// Engine.IO echo server on a second port and path.
+//
+//   socketio-testbed --port P [--engine-port Q] [--ping-interval MS] [--ping-timeout MS]
+//                    [--max-payload N] [--recovery SECONDS] [--connect-timeout MS]
+//                    [--cors ORIGIN] [--buffer BYTES]
+//
+// It prints "READY <port> <engine-port>" once listening.
+
+import EngineIO
+import Foundation
+import Logging
+import NIOCore
+import SocketIO
+
+let options: [String: String] = {
+    var options: [String: String] = [:]
+    var arguments = CommandLine.arguments.dropFirst().makeIterator()
+    while let name = arguments.next() {
+        guard name.hasPrefix("--"), let value = arguments.next() else { fatalError("usage: --name value ...") }
+        options[String(name.dropFirst(2))] = value
+    }
+    return options
+}()
+func option(_ name: String, _ fallback: Int) -> Int { options[name].flatMap(Int.init) ?? fallback }
+
+LoggingSystem.bootstrap { label in
+    var handler = StreamLogHandler.standardError(label: label)
+    handler.logLevel = Logger.Level(rawValue: options["log-level"] ?? "warning") ?? .warning
+    return handler
+}
+
+var engineConfiguration = EngineConfiguration()
+engineConfiguration.pingInterval = .milliseconds(Int64(option("ping-interval", 25_000)))
+engineConfiguration.pingTimeout = .milliseconds(Int64(option("ping-timeout", 20_000)))
+engineConfiguration.maxPayload = option("max-payload", 1_000_000)
+engineConfiguration.maxBufferedBytes = option("buffer", 4 << 20)
+if let origin = options["cors"] { engineConfiguration.cors = CORSConfiguration(allowedOrigins: [origin]) }
+var ioConfiguration = SocketIOConfiguration()
+ioConfiguration.connectTimeout = .milliseconds(Int64(option("connect-timeout", 45_000)))
+if let seconds = options["recovery"].flatMap(Int64.init) {
+    ioConfiguration.connectionStateRecovery = ConnectionStateRecovery(maxDisconnectionDuration: .seconds(seconds))
+}
+
+let engine = EngineServer(configuration: engineConfiguration, logger: Logger(label: "testbed.engine"))
+let io = SocketIOServer(engine: engine, configuration: ioConfiguration, logger: Logger(label: "testbed.io"))
+
+io.onConnection { socket in
+    // Acks both ways: the client's ack gets the arguments back.
+    socket.on("echo") { args, ack in
+        if ack.isRequested { ack.send(args) } else { socket.emit("echo", args) }
+    }
+    socket.on("join") { args, ack in
+        for room in args.compactMap(\.stringValue) { socket.join(room) }
+        ack.send([.array(socket.rooms.sorted().map(JSONValue.string))])
+    }
+    socket.on("leave") { args, ack in
+        if let room = args.first?.stringValue { socket.leave(room) }
+        ack()
+    }
+    // Broadcast to a room, all but the sender.
+    socket.on("to-room") { args, ack in
+        guard let room = args.first?.stringValue else { return }
+        socket.to(room).emit("room-message", Array(args.dropFirst()))
+        ack()
+    }
+    // Broadcast to everyone in a room, sender included.
+    socket.on("to-all-in") { args, ack in
+        guard let room = args.first?.stringValue else { return }
+        io.to(room).emit("room-message", Array(args.dropFirst()))
+        ack()
+    }
+    socket.on("broadcast") { args, ack in
+        socket.broadcast.emit("broadcast", args)
+        ack()
+    }
+    // The server asks the client and reports the client's answer.
+    socket.on("ask-me") { args, ack in
+        do {
+            let answer = try await socket.emitWithAck("question", args, timeout: .seconds(5))
+            ack.send(answer)
+        } catch {
+            ack(["error": .string("\(error)")])
+        }
+    }
+    socket.on("whoami") { _, ack in
+        ack([
+            "id": .string(socket.id),
+            "recovered": .bool(socket.recovered),
+            "rooms": .array(socket.rooms.sorted().map(JSONValue.string)),
+            "transport": .string(socket.engineSocket.transport.rawValue),
+            "data": .object(socket.data),
+        ])
+    }
+    socket.on("remember") { args, ack in
+        socket.data["note"] = args.first ?? .null
+        ack()
+    }
+    socket.on("disconnect-me") { _, _ in socket.disconnect() }
+    socket.on("drop-transport") { _, _ in socket.engineSocket.close(reason: .transportError) }
+    socket.on("burst") { args, _ in
+        let count = args.first?.intValue ?? 0
+        for index in 0..<count { socket.emit("burst", .number(Double(index))) }
+    }
+}
+
+let admin = io.of("/admin")
+admin.use { socket in
+    guard socket.handshake.auth["token"] == "secret" else {
+        throw ConnectionRefused("not authorized", data: ["code": 401])
+    }
+}
+admin.onConnection { socket in
+    socket.emit("welcome", "admin")
+    socket.on("echo") { args, ack in ack.send(args) }
+}
+
+// The plain Engine.IO echo server.
+var echoConfiguration = EngineConfiguration(path: "/engine.io/")
+echoConfiguration.pingInterval = .milliseconds(Int64(option("ping-interval", 25_000)))
+echoConfiguration.pingTimeout = .milliseconds(Int64(option("ping-timeout", 20_000)))
+let echo = EngineServer(configuration: echoConfiguration, logger: Logger(label: "testbed.echo"))
+echo.onConnection { socket in
+    socket.onMessage { message in
+        switch message {
+        case .text(let text): socket.send(text)
+        case .binary(let bytes): socket.send(binary: bytes)
+        }
+    }
+}
+
+let http = EngineHTTPServer(engine: engine) { request in
+    request.path == "/healthz" ? WebResponse(contentType: "text/plain", body: "ok") : .notFound
+}
+let echoHTTP = EngineHTTPServer(engine: echo)
+try await http.start(host: "127.0.0.1", port: option("port", 0))
+try await echoHTTP.start(host: "127.0.0.1", port: option("engine-port", 0))
+FileHandle.standardOutput.write(Data("READY \(http.localPort ?? 0) \(echoHTTP.localPort ?? 0)\n".utf8))
+try await http.run()
