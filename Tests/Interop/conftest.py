@@ -11,6 +11,7 @@ import pytest
 import requests
 
 ROOT = Path(__file__).resolve().parents[2]
+LOGS = ROOT / ".test-artifacts" / "logs"
 
 
 def bin_dir() -> Path:
@@ -67,12 +68,18 @@ def wait_until_listening(port: int, process: subprocess.Popen, timeout: float = 
     deadline = time.time() + timeout
     while time.time() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}: {process.stderr.read() if process.stderr else ''}")
+            raise RuntimeError(f"server exited with {process.returncode}; its log is in {LOGS}")
         with socket.socket() as probe:
             if probe.connect_ex(("127.0.0.1", port)) == 0:
                 return
         time.sleep(0.05)
     raise RuntimeError("server did not start")
+
+
+def log_file(name: str):
+    """Where a server's standard error goes, kept for reading after a failure."""
+    LOGS.mkdir(parents=True, exist_ok=True)
+    return open(LOGS / f"{name}-{time.strftime('%H%M%S')}-{random.randint(0, 99999):05d}.log", "w")
 
 
 def start_testbed(**options) -> Server:
@@ -81,7 +88,8 @@ def start_testbed(**options) -> Server:
     args = [str(bin_dir() / "socketio-testbed"), "--port", str(port), "--engine-port", str(engine_port)]
     for name, value in options.items():
         args += ["--" + name.replace("_", "-"), str(value)]
-    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    args += ["--log-level", os.environ.get("PARLEY_TEST_LOG_LEVEL", "info")]
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log_file("testbed"), text=True)
     wait_until_listening(port, process)
     wait_until_listening(engine_port, process)
     return Server(process, port, engine_port)
@@ -91,7 +99,7 @@ def start_parley(*flags: str, env: dict | None = None) -> Server:
     """The real `parley serve`."""
     port = free_port()
     args = [str(bin_dir() / "parley"), "serve", "--host", "127.0.0.1", "--port", str(port), *flags]
-    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log_file("parley"), text=True, env=env)
     wait_until_listening(port, process)
     return Server(process, port)
 

@@ -115,6 +115,9 @@ public struct SessionStateMachine: Sendable {
             guard !getInFlight else { return .rejectDuplicate }
             getInFlight = true
             if queue.isEmpty {
+                // During an upgrade the client waits for its poll to end before it sends `5`:
+                // a poll that would park is ended at once with a noop.
+                if phase == .upgrading { return .respond([EnginePacket(.noop)]) }
                 pollParked = true
                 return .park
             }

@@ -47,6 +47,7 @@ public final class EngineHTTPServer: Sendable {
         let fallback = self.fallback
         let maxBody = self.maxRequestBodySize
         let maxFrame = max(engine.configuration.maxPayload, 1024)
+        Self.instantiateHandlerTypes()
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -64,6 +65,28 @@ public final class EngineHTTPServer: Sendable {
     }
 
     static let httpHandlerName = "engineio.http"
+
+    /// Creates one of each pipeline handler before any connection arrives. The first two
+    /// connections of a fresh process used to build their pipelines on two event loops at once,
+    /// and the concurrent first instantiation of the generic handler types' metadata crashed
+    /// the Swift runtime (seen about once in two hundred starts). Doing it here, on one thread,
+    /// leaves the loops only cached metadata to read.
+    private static let instantiateHandlerTypesOnce: Void = {
+        _ = ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes))
+        _ = HTTPResponseEncoder()
+        _ = HTTPServerPipelineHandler()
+        _ = HTTPServerProtocolErrorHandler()
+        _ = ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: 1 << 14))
+        _ = WebSocketFrameEncoder()
+        _ = WebSocketProtocolErrorHandler()
+        _ = NIOWebSocketFrameAggregator(minNonFinalFragmentSize: 0, maxAccumulatedFrameCount: 1, maxAccumulatedFrameSize: 1)
+        let handlers: [any RemovableChannelHandler] = [HTTPServerPipelineHandler()]
+        _ = handlers
+    }()
+
+    private static func instantiateHandlerTypes() {
+        _ = instantiateHandlerTypesOnce
+    }
 
     /// Builds a connection's pipeline: HTTP/1.1 with pipelining assistance, then a WebSocket
     /// upgrade handler, then the engine's handler. NIO's upgrade handler only looks at the first
