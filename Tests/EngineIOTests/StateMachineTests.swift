@@ -121,6 +121,9 @@ struct SessionStateMachineTests {
         #expect(machine.transport == .websocket)
         #expect(machine.send([c]) == .writeWebSocket([c]))
         #expect(machine.pollRequested() == .rejectTransport)
+        _ = machine.close()
+        // A closed session still tells which transport it ended on (the metrics need it).
+        #expect(machine.transport == .websocket)
     }
 
     @Test func pollDuringUpgradeStillDelivers() {
@@ -157,6 +160,7 @@ struct SessionStateMachineTests {
         _ = machine.pollRequested()
         #expect(machine.close() == .init(answerParkedPoll: true, wasOpen: true))
         #expect(machine.close() == .init(answerParkedPoll: false, wasOpen: false))
+        #expect(machine.transport == .polling)
         #expect(machine.send([a]) == .dropped)
         #expect(machine.pollRequested() == .rejectTransport)
     }

@@ -256,30 +256,3 @@ def test_async_client(testbed, mode):
             await client.disconnect()
 
     asyncio.run(scenario())
-
-
-def test_tutorial_protocol_on_parley(parley):
-    """`parley serve` answers the first tutorial's login → join → chat protocol."""
-    one, two, other = (connect(parley, ["websocket"]) for _ in range(3))
-    inbox = {1: [], 2: [], 3: []}
-    for number, client in ((1, one), (2, two), (3, other)):
-        client.on("message", lambda *args, number=number: inbox[number].append(args))
-    try:
-        one.emit("login", "one")
-        one.emit("join", "test")
-        two.emit("login", "two")
-        two.emit("join", "test")
-        other.emit("login", "three")
-        other.emit("join", "elsewhere")
-        time.sleep(0.3)
-        one.emit("chat", "hello")
-        eventually(lambda: inbox[1] and inbox[2])
-        two.emit("chat", "hi")
-        eventually(lambda: len(inbox[1]) == 2 and len(inbox[2]) == 2)
-        time.sleep(0.2)
-        assert inbox[1] == [({"user": "one", "message": "hello"},), ({"user": "two", "message": "hi"},)]
-        assert inbox[2] == inbox[1]
-        assert inbox[3] == []
-    finally:
-        for client in (one, two, other):
-            client.disconnect()

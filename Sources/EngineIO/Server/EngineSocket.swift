@@ -193,7 +193,8 @@ public final class EngineSocket: Sendable {
     // MARK: Closing
 
     /// Closes the session: the client is told (a close packet to a pending long-poll, a close
-    /// frame on a WebSocket) and ``onClose(_:)`` runs once with `reason`.
+    /// frame on a WebSocket: 1001 "going away" when the server shuts down, 1000 otherwise) and
+    /// ``onClose(_:)`` runs once with `reason`.
     public func close(reason: EngineCloseReason = .forcedClose) {
         let taken = state.withLock { state -> (State, Bool)? in
             let action = state.machine.close()
@@ -213,8 +214,9 @@ public final class EngineSocket: Sendable {
         closed.heartbeatTimer?.cancel()
         closed.upgradeTimer?.cancel()
         if answerPoll { closed.parkedPoll?.respond(packets: [EnginePacket(.close)]) }
-        if let channel = closed.webSocket { Self.closeWebSocket(channel) }
-        if let channel = closed.probe { Self.closeWebSocket(channel) }
+        let code: WebSocketErrorCode = reason == .serverShuttingDown ? .goingAway : .normalClosure
+        if let channel = closed.webSocket { Self.closeWebSocket(channel, code: code) }
+        if let channel = closed.probe { Self.closeWebSocket(channel, code: code) }
         onTerminate(self, closed.machine.transport)
         closed.handlers.close?(reason)
     }

@@ -96,13 +96,12 @@ public struct SessionStateMachine: Sendable {
     /// A session that starts on `transport`.
     public init(transport: EngineTransport, maxQueuedBytes: Int) {
         self.phase = transport == .polling ? .polling : .websocket
+        self.transport = transport
         self.maxQueuedBytes = maxQueuedBytes
     }
 
-    /// The transport currently carrying packets to the client.
-    public var transport: EngineTransport {
-        phase == .websocket ? .websocket : .polling
-    }
+    /// The transport carrying packets to the client (the last one, once closed).
+    public private(set) var transport: EngineTransport
 
     // MARK: Polling
 
@@ -193,6 +192,7 @@ public struct SessionStateMachine: Sendable {
     public mutating func upgradeReceived() -> UpgradeAction {
         guard phase == .upgrading else { return .reject }
         phase = .websocket
+        transport = .websocket
         let noop = pollParked
         pollParked = false
         return .flush(drain(), noopParkedPoll: noop)

@@ -1,0 +1,113 @@
+"""The `parley` command itself: the tutorial protocol it answers, its HTTP endpoints, and a
+graceful shutdown."""
+
+import signal
+import threading
+import time
+
+import requests
+import socketio
+import websocket
+
+from conftest import eventually, start_parley
+from wire import Polling, open_websocket
+
+
+def connect(server, transports):
+    client = socketio.Client(reconnection=False)
+    client.connect(server.url, transports=transports, wait_timeout=5)
+    return client
+
+
+def metric(text: str, name: str, labels: str = "") -> float:
+    for line in text.splitlines():
+        if line.startswith(name + (labels if labels else " ")) or (not labels and line.startswith(name + " ")):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"metric {name}{labels} not found in:\n{text}")
+
+
+def test_tutorial_protocol_on_parley(parley):
+    """`parley serve` answers the first tutorial's login → join → chat protocol."""
+    one, two, other = (connect(parley, ["websocket"]) for _ in range(3))
+    inbox = {1: [], 2: [], 3: []}
+    for number, client in ((1, one), (2, two), (3, other)):
+        client.on("message", lambda *args, number=number: inbox[number].append(args))
+    try:
+        one.emit("login", "one")
+        one.emit("join", "test")
+        two.emit("login", "two")
+        two.emit("join", "test")
+        other.emit("login", "three")
+        other.emit("join", "elsewhere")
+        time.sleep(0.3)
+        one.emit("chat", "hello")
+        eventually(lambda: inbox[1] and inbox[2])
+        two.emit("chat", "hi")
+        eventually(lambda: len(inbox[1]) == 2 and len(inbox[2]) == 2)
+        time.sleep(0.2)
+        assert inbox[1] == [({"user": "one", "message": "hello"},), ({"user": "two", "message": "hi"},)]
+        assert inbox[2] == inbox[1]
+        assert inbox[3] == []
+    finally:
+        for client in (one, two, other):
+            client.disconnect()
+
+
+def test_healthz_and_unknown_routes(parley):
+    health = requests.get(parley.url + "/healthz", timeout=5)
+    assert health.status_code == 200
+    assert health.json()["status"] == "ok"
+    assert requests.get(parley.url + "/no-such-page", timeout=5).status_code == 404
+
+
+def test_metrics_count_sessions_packets_and_broadcasts(parley):
+    before = requests.get(parley.url + "/metrics", timeout=5).text
+    client = connect(parley, ["websocket"])
+    poller = connect(parley, ["polling"])
+    try:
+        client.emit("login", "metered")
+        client.emit("join", "meters")
+        client.emit("chat", "one")
+        client.emit("chat", "two")
+        time.sleep(0.3)
+        text = requests.get(parley.url + "/metrics", timeout=5).text
+        assert metric(text, "engineio_open_sessions", '{transport="websocket"}') >= 1
+        assert metric(text, "engineio_open_sessions", '{transport="polling"}') >= 1
+        assert metric(text, "socketio_connected_sockets", '{namespace="/"}') >= 2
+        assert metric(text, "socketio_broadcasts_total", '{namespace="/"}') >= 2
+        assert metric(text, "engineio_packets_received_total") >= metric(before, "engineio_packets_received_total") + 4
+        assert metric(text, "engineio_bytes_sent_total") > 0
+        assert "engineio_volatile_packets_dropped_total" in text
+    finally:
+        client.disconnect()
+        poller.disconnect()
+    # A client that sends garbage is counted as an error of its kind.
+    ws = open_websocket(parley.ws_url)
+    ws.recv()
+    ws.send("42[")
+    time.sleep(0.3)
+    text = requests.get(parley.url + "/metrics", timeout=5).text
+    assert metric(text, "socketio_errors_total", '{kind="parse_error"}') >= 1
+
+
+def test_sigterm_closes_sessions_and_exits_zero():
+    server = start_parley()
+    ws = open_websocket(server.ws_url)
+    ws.recv()
+    ws.send("40")
+    ws.recv()
+    session = Polling(server.url)
+    session.post("40")
+    session.packets()
+    parked = {}
+    poll = threading.Thread(target=lambda: parked.update(response=session.get()))
+    poll.start()
+    time.sleep(0.3)
+    server.process.send_signal(signal.SIGTERM)
+    # The WebSocket gets a close frame with 1001 "going away".
+    opcode, data = ws.recv_data(control_frame=True)
+    assert opcode == websocket.ABNF.OPCODE_CLOSE
+    assert int.from_bytes(data[:2], "big") == 1001
+    poll.join(5)
+    assert parked["response"].text == "1"
+    assert server.process.wait(timeout=10) == 0
