@@ -3,12 +3,14 @@ maxPayload on both transports, the heartbeat, the upgrade, CORS, and the plain E
 library on its own path (with python-engineio's client)."""
 
 import json
+import socket
 import threading
 import time
 
 import engineio
 import pytest
 import requests
+import socketio
 import websocket
 
 from conftest import eventually
@@ -301,3 +303,90 @@ def test_plain_engine_io_echo_with_python_engineio(testbed, transports):
         assert received == ["text ☃", b"\x01\x02\x03"]
     finally:
         client.disconnect()
+
+
+def test_server_side_ack_times_out_when_the_client_never_answers(testbed):
+    ws = open_websocket(testbed.ws_url)
+    ws.recv()
+    ws.send("40")
+    ws.recv()
+    started = time.time()
+    ws.send('427["ask-me-within",300,"anyone?"]')
+    question = ws.recv()
+    assert question.startswith('42') and question.endswith('["question","anyone?"]')
+    # Not answered: the server's emitWithAck gives up after 300 ms.
+    answer = ws.recv()
+    assert answer == '437[{"error":"operation has timed out"}]'
+    assert 0.25 < time.time() - started < 3
+    ws.close()
+
+
+def slow_websocket(server, room: str):
+    """A client that joins `room`, then never reads again; its receive buffer is kept small
+    so that the server's writes back up quickly."""
+    ws = websocket.WebSocket()
+    ws.sock_opt.sockopt = ((socket.SOL_SOCKET, socket.SO_RCVBUF, 4096),)
+    ws.connect(f"{server.ws_url}/socket.io/?EIO=4&transport=websocket", timeout=5)
+    ws.recv()
+    ws.send("40")
+    ws.recv()
+    ws.send(f'421["join","{room}"]')
+    assert ws.recv().startswith("431")
+    return ws
+
+
+def test_a_client_that_stays_behind_is_disconnected_not_waited_for(make_testbed):
+    """Two clients in a room take 12 MB in rounds of 0.5 MB. The one that reads keeps up; the
+    one that never reads passes its 2 MiB budget (after the kernel's buffers fill) and is cut
+    off; nobody waits for it."""
+    server = make_testbed(buffer=2 * 1024 * 1024)
+    slow = slow_websocket(server, "firehose")
+    fast = socketio.Client(reconnection=False)
+    got = []
+    fast.on("flood", lambda index, blob: got.append(index))
+    fast.connect(server.url, transports=["websocket"], wait_timeout=5)
+    fast.call("join", "firehose", timeout=5)
+    rounds, per_round = 24, 25
+    for round_number in range(rounds):
+        fast.call("flood", ("firehose", per_round, 20_000), timeout=30)
+        eventually(lambda: len(got) == (round_number + 1) * per_round, timeout=30)
+    assert got == [index for _ in range(rounds) for index in range(per_round)]
+    with pytest.raises((websocket.WebSocketException, ConnectionError, OSError)):
+        slow.settimeout(5)
+        while True:
+            if slow.recv() == "":
+                raise websocket.WebSocketConnectionClosedException()
+    assert server.alive()
+    fast.disconnect()
+
+
+def test_a_polling_client_that_never_polls_is_disconnected(make_testbed):
+    server = make_testbed(buffer=64 * 1024)
+    idle = Polling(server.url)
+    idle.post("40")
+    idle.packets()
+    idle.post('421["join","firehose"]')
+    idle.packets()
+    sender = socketio.Client(reconnection=False)
+    sender.connect(server.url, transports=["websocket"], wait_timeout=5)
+    sender.call("flood", ("firehose", 100, 10_000), timeout=10)
+    # The queue passed 64 KiB: the session is gone.
+    assert error_of(idle.get()) == (400, {"code": 1, "message": "Session ID unknown"})
+    sender.disconnect()
+
+
+def test_volatile_packets_are_dropped_for_a_client_that_is_not_ready(testbed):
+    idle = Polling(testbed.url)
+    idle.post("40")
+    idle.packets()
+    idle.post('421["join","volatile-room"]')
+    idle.packets()
+    sender = socketio.Client(reconnection=False)
+    sender.connect(testbed.url, transports=["websocket"], wait_timeout=5)
+    # While no GET is pending, volatile packets are not queued...
+    sender.call("flood", ("volatile-room", 5, 10, True), timeout=5)
+    # ...but ordinary ones are.
+    sender.call("flood", ("volatile-room", 2, 10, False), timeout=5)
+    packets = idle.packets()
+    assert [p.split(",")[1] for p in packets] == ["0", "1"]
+    sender.disconnect()

@@ -84,6 +84,27 @@ io.onConnection { socket in
             ack(["error": .string("\(error)")])
         }
     }
+    // Like ask-me, with the timeout in milliseconds as the first argument.
+    socket.on("ask-me-within") { args, ack in
+        let milliseconds = Int64(args.first?.intValue ?? 1000)
+        do {
+            let answer = try await socket.emitWithAck("question", Array(args.dropFirst()), timeout: .milliseconds(milliseconds))
+            ack.send(answer)
+        } catch {
+            ack(["error": .string("\(error)")])
+        }
+    }
+    // Sends `count` events of `size` bytes to a room, volatile or not.
+    socket.on("flood") { args, ack in
+        guard let room = args.first?.stringValue else { return }
+        let count = args.count > 1 ? args[1].intValue ?? 0 : 0
+        let size = args.count > 2 ? args[2].intValue ?? 0 : 0
+        let volatile = args.count > 3 ? args[3].boolValue ?? false : false
+        let blob = JSONValue.string(String(repeating: "x", count: size))
+        let target = volatile ? io.to(room).volatile : io.to(room)
+        for index in 0..<count { target.emit("flood", .number(Double(index)), blob) }
+        ack()
+    }
     socket.on("whoami") { _, ack in
         ack([
             "id": .string(socket.id),
