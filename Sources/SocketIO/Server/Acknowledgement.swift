@@ -17,7 +17,9 @@ public struct Acknowledgement: Sendable {
         init(_ send: @escaping @Sendable ([JSONValue]) -> Void) { self.send = send }
     }
 
-    init(_ send: (@Sendable ([JSONValue]) -> Void)?) {
+    /// An acknowledgement that calls `send` the first time it is called; `nil` for an event
+    /// whose sender asked for none. Servers and clients build one per incoming event.
+    public init(_ send: (@Sendable ([JSONValue]) -> Void)?) {
         self.sender = send.map(Sender.init)
     }
 

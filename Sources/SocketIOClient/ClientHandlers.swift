@@ -1,0 +1,94 @@
+import EngineIO
+import NIOCore
+import NIOHTTP1
+import NIOWebSocket
+
+/// Sends the WebSocket upgrade request once the TCP connection is up, and reports a refused
+/// upgrade (any HTTP answer that reaches it).
+final class UpgradeRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    typealias OutboundOut = HTTPClientRequestPart
+
+    static let name = "socketio.client.upgrade-request"
+
+    private let host: String
+    private let port: Int
+    private let uri: String
+    private let core: ClientCore
+
+    init(host: String, port: Int, uri: String, core: ClientCore) {
+        self.host = host
+        self.port = port
+        self.uri = uri
+        self.core = core
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        var headers = HTTPHeaders()
+        headers.add(name: "Host", value: "\(host):\(port)")
+        headers.add(name: "Content-Length", value: "0")
+        let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: uri, headers: headers)
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if case .head(let response) = unwrapInboundIn(data) {
+            core.close(reason: "upgrade refused with HTTP \(response.status.code)")
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        core.close(reason: "connection closed before the upgrade")
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        core.close(reason: "\(error)")
+        context.close(promise: nil)
+    }
+}
+
+/// Feeds the client's core with the server's frames.
+final class ClientFrameHandler: ChannelInboundHandler {
+    typealias InboundIn = WebSocketFrame
+    typealias OutboundOut = WebSocketFrame
+
+    private let core: ClientCore
+
+    init(core: ClientCore) {
+        self.core = core
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        switch frame.opcode {
+        case .text:
+            guard let packet = try? EnginePacket.decode(textFrame: frame.unmaskedData) else {
+                core.close(reason: "parse error")
+                return
+            }
+            core.receive(packet, channel: context.channel)
+        case .binary:
+            core.receive(.message(binary: frame.unmaskedData), channel: context.channel)
+        case .ping:
+            let pong = WebSocketFrame(fin: true, opcode: .pong, maskKey: .random(), data: frame.unmaskedData)
+            context.writeAndFlush(wrapOutboundOut(pong), promise: nil)
+        case .connectionClose:
+            core.close(reason: "transport close")
+        default:
+            break
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        core.close(reason: "transport close")
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        core.close(reason: "transport error")
+        context.close(promise: nil)
+    }
+}
