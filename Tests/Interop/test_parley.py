@@ -111,3 +111,19 @@ def test_sigterm_closes_sessions_and_exits_zero():
     poll.join(5)
     assert parked["response"].text == "1"
     assert server.process.wait(timeout=10) == 0
+
+
+def test_the_readme_python_example_runs(parley):
+    """The README's python-socketio example, run as written against `parley serve`."""
+    import re
+    import subprocess
+    import sys
+    from conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    example = re.search(r"```python\n(.*?)```", readme, re.S).group(1)
+    assert "http://localhost:3000" in example
+    script = example.replace("http://localhost:3000", parley.url)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert "ada: hello, lobby" in result.stdout
