@@ -116,15 +116,7 @@ final class ClientCore: Sendable {
         case .event, .binaryEvent:
             guard let name = packet.eventName else { return }
             let handlers = state.withLock { $0.handlers[name] ?? [] }
-            let ack: Acknowledgement
-            if let id = packet.id {
-                let namespace = self.namespace
-                ack = Acknowledgement { [weak self] args in
-                    self?.send(SocketIOPacket(.ack, namespace: namespace, id: id, data: .array(args)))
-                }
-            } else {
-                ack = .none
-            }
+            let ack = Acknowledgement.answering(packet) { [weak self] reply in self?.send(reply) }
             for handler in handlers { handler(packet.arguments, ack) }
         case .ack, .binaryAck:
             guard let id = packet.id else { return }

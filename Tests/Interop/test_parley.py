@@ -10,7 +10,7 @@ import socketio
 import websocket
 
 from conftest import eventually, start_parley
-from wire import Polling, open_websocket
+from wire import joined_polling, joined_websocket, open_websocket
 
 
 def connect(server, transports):
@@ -92,13 +92,8 @@ def test_metrics_count_sessions_packets_and_broadcasts(parley):
 
 def test_sigterm_closes_sessions_and_exits_zero():
     server = start_parley()
-    ws = open_websocket(server.ws_url)
-    ws.recv()
-    ws.send("40")
-    ws.recv()
-    session = Polling(server.url)
-    session.post("40")
-    session.packets()
+    ws = joined_websocket(server.ws_url)
+    session = joined_polling(server.url)
     parked = {}
     poll = threading.Thread(target=lambda: parked.update(response=session.get()))
     poll.start()

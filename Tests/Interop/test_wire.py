@@ -14,7 +14,7 @@ import socketio
 import websocket
 
 from conftest import eventually
-from wire import SEP, Polling, open_websocket, raw_http
+from wire import SEP, Polling, joined_polling, joined_websocket, open_websocket, raw_http
 
 
 def error_of(response):
@@ -113,9 +113,7 @@ def test_polling_handshake_packets_and_ok(testbed):
 
 
 def test_second_get_is_refused_and_closes_the_session(testbed):
-    session = Polling(testbed.url)
-    session.post("40")
-    session.packets()
+    session = joined_polling(testbed.url)
     first = {}
     parked = threading.Thread(target=lambda: first.update(response=session.get()))
     parked.start()
@@ -130,9 +128,7 @@ def test_second_get_is_refused_and_closes_the_session(testbed):
 
 
 def test_second_post_is_refused_and_closes_the_session(testbed):
-    session = Polling(testbed.url)
-    session.post("40")
-    session.packets()
+    session = joined_polling(testbed.url)
     query = f"/socket.io/?EIO=4&transport=polling&sid={session.sid}"
     # A POST whose body never finishes stays in flight...
     import socket as sockets
@@ -149,9 +145,7 @@ def test_second_post_is_refused_and_closes_the_session(testbed):
 
 def test_max_payload_over_polling_closes_only_that_client(make_testbed):
     server = make_testbed(max_payload=1000)
-    bystander = Polling(server.url)
-    bystander.post("40")
-    bystander.packets()
+    bystander = joined_polling(server.url)
     session = Polling(server.url)
     session.post("40")
     session.packets()
@@ -166,10 +160,7 @@ def test_max_payload_over_polling_closes_only_that_client(make_testbed):
 
 def test_max_payload_over_websocket_closes_only_that_client(make_testbed):
     server = make_testbed(max_payload=1000)
-    bystander = open_websocket(server.ws_url)
-    bystander.recv()
-    bystander.send("40")
-    assert bystander.recv().startswith("40")
+    bystander = joined_websocket(server.ws_url)
     ws = open_websocket(server.ws_url)
     ws.recv()
     ws.send("40")
@@ -210,10 +201,7 @@ def test_ping_timeout_closes_a_silent_client(make_testbed, transport):
 
 def test_pongs_keep_a_session_alive(make_testbed):
     server = make_testbed(ping_interval=150, ping_timeout=300)
-    ws = open_websocket(server.ws_url)
-    ws.recv()
-    ws.send("40")
-    ws.recv()
+    ws = joined_websocket(server.ws_url)
     pings = 0
     deadline = time.time() + 1.5
     while time.time() < deadline:
@@ -229,9 +217,7 @@ def test_pongs_keep_a_session_alive(make_testbed):
 
 def test_upgrade_loses_and_reorders_nothing(testbed):
     """Events flow while the session upgrades: every one arrives once, in order."""
-    session = Polling(testbed.url)
-    session.post("40")
-    session.packets()
+    session = joined_polling(testbed.url)
     count = 400
     received = []
     session.post(f'42["burst",{count}]')
@@ -306,10 +292,7 @@ def test_plain_engine_io_echo_with_python_engineio(testbed, transports):
 
 
 def test_server_side_ack_times_out_when_the_client_never_answers(testbed):
-    ws = open_websocket(testbed.ws_url)
-    ws.recv()
-    ws.send("40")
-    ws.recv()
+    ws = joined_websocket(testbed.ws_url)
     started = time.time()
     ws.send('427["ask-me-within",300,"anyone?"]')
     question = ws.recv()
@@ -362,11 +345,7 @@ def test_a_client_that_stays_behind_is_disconnected_not_waited_for(make_testbed)
 
 def test_a_polling_client_that_never_polls_is_disconnected(make_testbed):
     server = make_testbed(buffer=64 * 1024)
-    idle = Polling(server.url)
-    idle.post("40")
-    idle.packets()
-    idle.post('421["join","firehose"]')
-    idle.packets()
+    idle = joined_polling(server.url, room="firehose")
     sender = socketio.Client(reconnection=False)
     sender.connect(server.url, transports=["websocket"], wait_timeout=5)
     sender.call("flood", ("firehose", 100, 10_000), timeout=10)
@@ -376,11 +355,7 @@ def test_a_polling_client_that_never_polls_is_disconnected(make_testbed):
 
 
 def test_volatile_packets_are_dropped_for_a_client_that_is_not_ready(testbed):
-    idle = Polling(testbed.url)
-    idle.post("40")
-    idle.packets()
-    idle.post('421["join","volatile-room"]')
-    idle.packets()
+    idle = joined_polling(testbed.url, room="volatile-room")
     sender = socketio.Client(reconnection=False)
     sender.connect(testbed.url, transports=["websocket"], wait_timeout=5)
     # While no GET is pending, volatile packets are not queued...

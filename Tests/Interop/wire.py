@@ -36,6 +36,27 @@ class Polling:
         return response.text.split(SEP)
 
 
+def joined_polling(base_url: str, room: str | None = None) -> "Polling":
+    """A polling session that has joined the main namespace (and `room`, via the test bed's
+    `join` event), with the answers read."""
+    session = Polling(base_url)
+    assert session.post("40").text == "ok"
+    assert session.packets()[0].startswith("40")
+    if room:
+        session.post(f'421["join","{room}"]')
+        assert session.packets()[0].startswith("431")
+    return session
+
+
+def joined_websocket(ws_base: str, **kwargs) -> websocket.WebSocket:
+    """A WebSocket session that has joined the main namespace, with the answers read."""
+    ws = open_websocket(ws_base, **kwargs)
+    assert ws.recv().startswith("0{")
+    ws.send("40")
+    assert ws.recv().startswith("40")
+    return ws
+
+
 def open_websocket(ws_base: str, sid: str | None = None, path: str = "/socket.io/", **kwargs) -> websocket.WebSocket:
     url = f"{ws_base}{path}?EIO=4&transport=websocket" + (f"&sid={sid}" if sid else "")
     return websocket.create_connection(url, timeout=5, **kwargs)

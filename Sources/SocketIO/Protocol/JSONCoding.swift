@@ -38,9 +38,24 @@ extension JSONValue {
 
     /// Appends the JSON text of this value to `buffer`.
     public func write(to buffer: inout ByteBuffer) {
+        var none: [ByteBuffer]?
+        write(to: &buffer, attachments: &none)
+    }
+
+    /// Appends the JSON text of this value to `buffer`. With an `attachments` array, each
+    /// binary value becomes a placeholder `{"_placeholder":true,"num":n}` and its bytes are
+    /// appended to the array (the Socket.IO binary encoding); without one, binary is `null`.
+    func write(to buffer: inout ByteBuffer, attachments: inout [ByteBuffer]?) {
         switch self {
-        case .null, .binary:
+        case .null:
             buffer.writeStaticString("null")
+        case .binary(let bytes):
+            if attachments != nil {
+                buffer.writeString("{\"_placeholder\":true,\"num\":\(attachments!.count)}")
+                attachments!.append(bytes)
+            } else {
+                buffer.writeStaticString("null")
+            }
         case .bool(let value):
             buffer.writeStaticString(value ? "true" : "false")
         case .number(let value):
@@ -51,7 +66,7 @@ extension JSONValue {
             buffer.writeInteger(UInt8(ascii: "["))
             for (index, value) in values.enumerated() {
                 if index > 0 { buffer.writeInteger(UInt8(ascii: ",")) }
-                value.write(to: &buffer)
+                value.write(to: &buffer, attachments: &attachments)
             }
             buffer.writeInteger(UInt8(ascii: "]"))
         case .object(let object):
@@ -62,7 +77,7 @@ extension JSONValue {
                 first = false
                 Self.writeString(key, to: &buffer)
                 buffer.writeInteger(UInt8(ascii: ":"))
-                value.write(to: &buffer)
+                value.write(to: &buffer, attachments: &attachments)
             }
             buffer.writeInteger(UInt8(ascii: "}"))
         }

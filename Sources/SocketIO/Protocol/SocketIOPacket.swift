@@ -68,8 +68,8 @@ extension SocketIOPacket {
     /// Encodes the packet into Engine.IO packets: the text packet, then one binary packet per
     /// attachment.
     public func encode() -> [EnginePacket] {
-        var attachments: [ByteBuffer] = []
         let hasBinary = data?.containsBinary ?? false
+        var attachments: [ByteBuffer]? = hasBinary ? [] : nil
         let kind: Kind = switch (self.kind, hasBinary) {
         case (.event, true): .binaryEvent
         case (.ack, true): .binaryAck
@@ -87,14 +87,8 @@ extension SocketIOPacket {
                 buffer.writeInteger(UInt8(ascii: ","))
             }
             if let id { buffer.writeString(String(id)) }
-            if let data {
-                if hasBinary {
-                    Self.write(data, to: &buffer, attachments: &attachments)
-                } else {
-                    data.write(to: &buffer)
-                }
-            }
-            if kind == .binaryEvent || kind == .binaryAck {
+            data?.write(to: &buffer, attachments: &attachments)
+            if let attachments {
                 var head = ByteBuffer(string: String(attachments.count))
                 let tail = buffer.getSlice(at: countIndex, length: buffer.writerIndex - countIndex)!
                 buffer.moveWriterIndex(to: countIndex)
@@ -102,36 +96,7 @@ extension SocketIOPacket {
                 buffer.writeImmutableBuffer(tail)
             }
         }
-        return [text] + attachments.map { EnginePacket.message(binary: $0) }
-    }
-
-    /// Writes JSON with each binary value replaced by `{"_placeholder":true,"num":n}`.
-    static func write(_ value: JSONValue, to buffer: inout ByteBuffer, attachments: inout [ByteBuffer]) {
-        switch value {
-        case .binary(let bytes):
-            buffer.writeString("{\"_placeholder\":true,\"num\":\(attachments.count)}")
-            attachments.append(bytes)
-        case .array(let values):
-            buffer.writeInteger(UInt8(ascii: "["))
-            for (index, element) in values.enumerated() {
-                if index > 0 { buffer.writeInteger(UInt8(ascii: ",")) }
-                write(element, to: &buffer, attachments: &attachments)
-            }
-            buffer.writeInteger(UInt8(ascii: "]"))
-        case .object(let object):
-            buffer.writeInteger(UInt8(ascii: "{"))
-            var first = true
-            for (key, element) in object {
-                if !first { buffer.writeInteger(UInt8(ascii: ",")) }
-                first = false
-                JSONValue.writeString(key, to: &buffer)
-                buffer.writeInteger(UInt8(ascii: ":"))
-                write(element, to: &buffer, attachments: &attachments)
-            }
-            buffer.writeInteger(UInt8(ascii: "}"))
-        default:
-            value.write(to: &buffer)
-        }
+        return [text] + (attachments ?? []).map { EnginePacket.message(binary: $0) }
     }
 
     /// Decodes the text part of a packet. For the binary types the result still holds

@@ -40,3 +40,15 @@ public struct Acknowledgement: Sendable {
         sender.send(args)
     }
 }
+
+extension Acknowledgement {
+    /// The acknowledgement of an incoming event: when the sender gave an ack id, calling it sends
+    /// an ACK packet with that id through `send`; otherwise ``none``.
+    public static func answering(_ event: SocketIOPacket, send: @escaping @Sendable (SocketIOPacket) -> Void) -> Acknowledgement {
+        guard let id = event.id else { return .none }
+        let namespace = event.namespace
+        return Acknowledgement { args in
+            send(SocketIOPacket(.ack, namespace: namespace, id: id, data: .array(args)))
+        }
+    }
+}

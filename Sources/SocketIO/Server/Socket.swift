@@ -251,15 +251,7 @@ public final class Socket: Sendable {
     func receiveEvent(_ packet: SocketIOPacket) {
         guard let name = packet.eventName else { return }
         let args = packet.arguments
-        let ack: Acknowledgement
-        if let ackID = packet.id {
-            let namespaceName = namespace.name
-            ack = Acknowledgement { [weak self] values in
-                self?.send(SocketIOPacket(.ack, namespace: namespaceName, id: ackID, data: .array(values)))
-            }
-        } else {
-            ack = .none
-        }
+        let ack = Acknowledgement.answering(packet) { [weak self] reply in self?.send(reply) }
         enqueue { [self] in
             let (handlers, anyHandlers) = state.withLock { ($0.handlers[name] ?? [], $0.anyHandlers) }
             for handler in anyHandlers { await handler(name, args) }
