@@ -122,3 +122,13 @@ def test_the_readme_python_example_runs(parley):
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr
     assert "ada: hello, lobby" in result.stdout
+
+
+def test_head_healthz_has_no_body(parley):
+    response = requests.head(parley.url + "/healthz", timeout=5)
+    assert response.status_code == 200
+    assert response.content == b""
+    # The connection is still usable afterwards (no stray body bytes).
+    with requests.Session() as http:
+        assert http.head(parley.url + "/healthz", timeout=5).status_code == 200
+        assert http.get(parley.url + "/healthz", timeout=5).json()["status"] == "ok"

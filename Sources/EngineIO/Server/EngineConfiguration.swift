@@ -19,13 +19,12 @@ public struct EngineConfiguration: Sendable {
     public var transports: Set<EngineTransport> = [.polling, .websocket]
     /// Whether polling sessions may upgrade to WebSocket. Default `true`.
     public var allowUpgrades = true
-    /// How many bytes may wait for a slow client (the polling queue, or the WebSocket's
-    /// unwritten bytes) before it counts as stalled and is disconnected. Default 4 MiB.
+    /// How many bytes may wait for a client (the polling queue, or the WebSocket's bytes not
+    /// yet taken by the kernel) before it counts as left behind and is disconnected, and past
+    /// which volatile packets are dropped. Default 4 MiB.
     public var maxBufferedBytes: Int = 4 << 20
     /// Cross-origin access for browsers on other origins. Default: none.
     public var cors = CORSConfiguration()
-    /// Accept Engine.IO v3 clients. Not yet supported: v3 requests are refused with code 5.
-    public var allowEIO3 = false
 
     /// The defaults, served at `path`.
     public init(path: String = "/socket.io/") {

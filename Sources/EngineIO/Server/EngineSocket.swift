@@ -57,8 +57,8 @@ public final class EngineSocket: Sendable {
     }
 
     private let state: Mutex<State>
-    /// Bytes written to a WebSocket while its channel was not writable; reset when it drains.
-    private let stalledBytes = Atomic<Int>(0)
+    /// Bytes handed to the WebSocket's event loop and not yet written into the channel.
+    private let queuedBytes = Atomic<Int>(0)
     private let configuration: EngineConfiguration
     private let logger: Logger
     private let metrics: EngineMetrics
@@ -138,14 +138,15 @@ public final class EngineSocket: Sendable {
             switch action {
             case .writeWebSocket(let packets):
                 guard let channel = state.webSocket else { return (.dropped, nil) }
-                if !channel.isWritable {
-                    if volatile { return (.dropped, nil) }
-                    let bytes = packets.reduce(0) { $0 + $1.byteCount }
-                    if stalledBytes.add(bytes, ordering: .relaxed).newValue > configuration.maxBufferedBytes {
-                        return (.overflow, nil)
-                    }
+                if volatile, !channel.isWritable || queuedBytes.load(ordering: .relaxed) > Self.volatileBacklog {
+                    return (.dropped, nil)
                 }
-                Self.write(packets, to: channel)
+                let bytes = packets.reduce(0) { $0 + $1.byteCount }
+                guard queuedBytes.add(bytes, ordering: .relaxed).newValue <= configuration.maxBufferedBytes else {
+                    queuedBytes.subtract(bytes, ordering: .relaxed)
+                    return (.overflow, nil)
+                }
+                writeBounded(packets, bytes: bytes, to: channel)
                 return (action, nil)
             case .respondParkedPoll:
                 let poll = state.parkedPoll
@@ -174,6 +175,30 @@ public final class EngineSocket: Sendable {
             metrics.error("slow_client")
             close(reason: .slowClient)
             return false
+        }
+    }
+
+    /// The backlog waiting for a WebSocket's event loop past which volatile packets are dropped.
+    static let volatileBacklog = 64 * 1024
+
+    /// Writes this session's frames on the WebSocket's event loop, keeping the bound: the bytes
+    /// waiting for the loop plus those NIO holds for the socket may not pass
+    /// ``EngineConfiguration/maxBufferedBytes``; a client that lets them is closed.
+    private func writeBounded(_ packets: [EnginePacket], bytes: Int, to channel: any Channel) {
+        let limit = configuration.maxBufferedBytes
+        channel.eventLoop.execute { [self] in
+            for packet in packets {
+                let frame = WebSocketFrame(fin: true, opcode: packet.isBinary ? .binary : .text, data: packet.wire)
+                channel.write(frame, promise: nil)
+            }
+            channel.flush()
+            let waiting = queuedBytes.subtract(bytes, ordering: .relaxed).newValue
+            let buffered = (try? channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
+            if waiting + buffered > limit {
+                logger.notice("client is not keeping up, closing", metadata: ["eio.buffered": .stringConvertible(waiting + buffered)])
+                metrics.error("slow_client")
+                close(reason: .slowClient)
+            }
         }
     }
 
@@ -420,8 +445,4 @@ public final class EngineSocket: Sendable {
         if isCurrent { close(reason: .transportClose) } else { abandonUpgrade(channel) }
     }
 
-    /// The WebSocket's writability changed: a drained socket is no longer stalled.
-    func writabilityChanged(isWritable: Bool) {
-        if isWritable { stalledBytes.store(0, ordering: .relaxed) }
-    }
 }

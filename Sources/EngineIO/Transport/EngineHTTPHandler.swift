@@ -149,7 +149,13 @@ final class EngineHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
                 writer.write(.notFound)
                 return
             }
-            Task { writer.write(await fallback(request)) }
+            let isHead = head.method == .HEAD
+            Task {
+                var response = await fallback(request)
+                // A HEAD answer has headers only.
+                if isHead { response.body.clear() }
+                writer.write(response)
+            }
         }
     }
 

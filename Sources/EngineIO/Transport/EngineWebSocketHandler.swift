@@ -120,13 +120,6 @@ final class EngineWebSocketHandler: ChannelInboundHandler {
         context.fireChannelInactive()
     }
 
-    func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if case .carrying(let session) = mode {
-            session.writabilityChanged(isWritable: context.channel.isWritable)
-        }
-        context.fireChannelWritabilityChanged()
-    }
-
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         if case .carrying(let session) = mode {
             mode = .closed
