@@ -1,0 +1,46 @@
+/// A refusal of the chat service, with a stable code that clients may rely on and a message
+/// for people. The codes are listed in docs/PROTOCOL.md.
+public struct ChatError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// A stable machine-readable code.
+    public struct Code: RawRepresentable, Sendable, Hashable {
+        public let rawValue: String
+        public init(rawValue: String) { self.rawValue = rawValue }
+
+        /// A handle that is not 3–32 letters, digits, `_` or `-`.
+        public static let invalidHandle = Code(rawValue: "invalid_handle")
+        /// A password that is too short or too long.
+        public static let invalidPassword = Code(rawValue: "invalid_password")
+        /// The handle belongs to another account.
+        public static let handleTaken = Code(rawValue: "handle_taken")
+        /// Wrong handle or password.
+        public static let badCredentials = Code(rawValue: "bad_credentials")
+        /// A missing, forged, expired or revoked token.
+        public static let unauthorized = Code(rawValue: "unauthorized")
+        /// A guest name that is empty, too long or has control characters.
+        public static let invalidName = Code(rawValue: "invalid_name")
+        /// A room name that is empty, too long or has characters outside the allowed set.
+        public static let invalidRoomName = Code(rawValue: "invalid_room_name")
+        /// Someone else with that name is already in the room.
+        public static let nameTaken = Code(rawValue: "name_taken")
+        /// The user is not a member of that room.
+        public static let notMember = Code(rawValue: "not_a_member")
+        /// An empty message.
+        public static let emptyMessage = Code(rawValue: "empty_message")
+        /// A message longer than the limit.
+        public static let messageTooLong = Code(rawValue: "message_too_long")
+        /// An argument of the wrong type or shape.
+        public static let invalidArgument = Code(rawValue: "invalid_argument")
+        /// The server failed; nothing was changed.
+        public static let internalError = Code(rawValue: "internal_error")
+    }
+
+    public let code: Code
+    public let message: String
+
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { "\(code.rawValue): \(message)" }
+}

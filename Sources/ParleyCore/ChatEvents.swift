@@ -1,0 +1,42 @@
+/// One connected client (a socket); a user may have several.
+public struct ConnectionID: RawRepresentable, Sendable, Hashable {
+    public let rawValue: String
+    public init(rawValue: String) { self.rawValue = rawValue }
+}
+
+/// Who receives an event.
+public enum Audience: Sendable, Hashable {
+    /// Every connection present in the room.
+    case room(String)
+    /// One connection.
+    case connection(ConnectionID)
+}
+
+/// Something that happened, for the transport to render and deliver.
+public enum ChatEvent: Sendable, Hashable {
+    /// A new message in a room.
+    case message(StoredMessage)
+    /// The people now present in a room, sorted by name.
+    case members(room: String, members: [Identity])
+    /// Someone arrived in or left a room.
+    case notice(room: String, kind: NoticeKind, who: Identity)
+}
+
+/// The kind of a room notice.
+public enum NoticeKind: String, Sendable, Hashable {
+    case joined
+    case left
+}
+
+/// Delivers the chat service's events. The service says which connections belong to which
+/// audience and what to publish; the transport (Socket.IO rooms today, several nodes later)
+/// does the delivery. Calls must not block: they run while the service holds its presence lock,
+/// which is what keeps member lists in order.
+public protocol ChatEventSink: Sendable {
+    /// From now on, `connection` receives what is published to `audience`.
+    func subscribe(_ connection: ConnectionID, to audience: Audience)
+    /// `connection` no longer receives what is published to `audience`.
+    func unsubscribe(_ connection: ConnectionID, from audience: Audience)
+    /// Delivers `event` to every connection of `audience`.
+    func publish(_ event: ChatEvent, to audience: Audience)
+}

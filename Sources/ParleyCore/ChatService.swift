@@ -1,0 +1,227 @@
+import Foundation
+import Logging
+import Synchronization
+
+/// Limits and policies of the chat service.
+public struct ChatConfiguration: Sendable {
+    /// The longest message, in characters. Default 4000.
+    public var maxMessageLength = 4000
+    /// The largest history page. Default 100; a request without a limit gets 50.
+    public var maxHistoryPage = 100
+    /// Password lengths accepted, in characters. Default 8...256.
+    public var passwordLength = 8...256
+    /// The password hash. Default scrypt N=2^15, r=8, p=1.
+    public var passwordHasher = PasswordHasher()
+
+    public init() {}
+}
+
+/// The chat domain: identities, rooms, presence and messages. It takes commands, keeps what
+/// must last in its ``ChatStore``, and hands events to its ``ChatEventSink``. It knows nothing
+/// of sockets or SQL.
+public final class ChatService: Sendable {
+    public let configuration: ChatConfiguration
+    private let store: any ChatStore
+    private let sink: any ChatEventSink
+    private let clock: @Sendable () -> Timestamp
+    private let logger: Logger
+    private let presence = Mutex(Presence())
+
+    /// - Parameter clock: the current time in milliseconds since 1970.
+    public init(
+        store: any ChatStore,
+        sink: any ChatEventSink,
+        configuration: ChatConfiguration = ChatConfiguration(),
+        logger: Logger = Logger(label: "parley.chat"),
+        clock: @escaping @Sendable () -> Timestamp = { Timestamp(Date().timeIntervalSince1970 * 1000) }
+    ) {
+        self.store = store
+        self.sink = sink
+        self.configuration = configuration
+        self.logger = logger
+        self.clock = clock
+    }
+
+    // MARK: Identities
+
+    /// Creates an account and signs it in. Returns the identity and a new session token.
+    public func register(handle: String, password: String) async throws(ChatError) -> (identity: Identity, token: String) {
+        let (display, key) = try Names.handle(handle)
+        guard configuration.passwordLength.contains(password.count) else {
+            throw ChatError(.invalidPassword, "A password has \(configuration.passwordLength.lowerBound) to \(configuration.passwordLength.upperBound) characters.")
+        }
+        let hasher = configuration.passwordHasher
+        let hash = try await storage { try hasher.hash(password) }
+        let account = Account(id: .newAccount(), handle: display, handleKey: key, passwordHash: hash, createdAt: clock())
+        try await storage { try await store.createAccount(account) }
+        return (account.identity, try await startSession(for: account.id))
+    }
+
+    /// Signs an account in. Wrong handle and wrong password are the same refusal.
+    public func login(handle: String, password: String) async throws(ChatError) -> (identity: Identity, token: String) {
+        let refusal = ChatError(.badCredentials, "Wrong handle or password.")
+        guard let (_, key) = try? Names.handle(handle) else { throw refusal }
+        guard let account = try await storage({ try await store.account(handleKey: key) }) else {
+            // Spend the same time as a real check, so that timing does not tell which handles exist.
+            _ = configuration.passwordHasher.verify(password, against: Self.decoyHash)
+            throw refusal
+        }
+        guard configuration.passwordHasher.verify(password, against: account.passwordHash) else { throw refusal }
+        return (account.identity, try await startSession(for: account.id))
+    }
+
+    private static let decoyHash: String = (try? PasswordHasher().hash(Token.random())) ?? ""
+
+    private func startSession(for user: UserID) async throws(ChatError) -> String {
+        let token = Token.random()
+        try await storage { try await store.createSession(tokenHash: Token.hash(token), user: user, createdAt: clock()) }
+        return token
+    }
+
+    /// Revokes a session token.
+    public func logout(token: String) async throws(ChatError) {
+        _ = try await authenticate(token: token)
+        try await storage { try await store.deleteSession(tokenHash: Token.hash(token)) }
+    }
+
+    /// The account a session token belongs to.
+    public func authenticate(token: String) async throws(ChatError) -> Identity {
+        let refusal = ChatError(.unauthorized, "The token is not valid.")
+        guard !token.isEmpty, token.count <= 256 else { throw refusal }
+        guard let user = try await storage({ try await store.sessionUser(tokenHash: Token.hash(token)) }),
+              let account = try await storage({ try await store.account(id: user) })
+        else { throw refusal }
+        return account.identity
+    }
+
+    /// A guest with the chosen name, or a generated one when `name` is `nil`.
+    public func guest(name: String?) throws(ChatError) -> Identity {
+        let name = try name.map { (name) throws(ChatError) in try Names.guestName(name) } ?? Names.generatedGuestName()
+        return Identity(id: .newGuest(), name: name, kind: .guest)
+    }
+
+    // MARK: Rooms
+
+    /// Puts a connection in a room, creating the room (owned by `identity`) if it is new. The
+    /// room gets the new member list and, when the user was not there yet, a "joined" notice.
+    public func join(_ room: String, as identity: Identity, on connection: ConnectionID) async throws(ChatError) -> (room: Room, members: [Identity]) {
+        let name = try Names.roomName(room)
+        let nameTaken = ChatError(.nameTaken, "Someone named \(identity.name) is already in \(name).")
+        guard !presence.withLock({ $0.nameConflict(identity, in: name) }) else { throw nameTaken }
+        let stored = try await storage { try await store.createRoom(Room(name: name, owner: identity.id, createdAt: clock())) }
+        if identity.isAccount {
+            try await storage { try await store.addMember(room: name, user: identity.id) }
+        }
+        let members = try presence.withLock { presence throws(ChatError) -> [Identity] in
+            guard !presence.nameConflict(identity, in: name) else { throw nameTaken }
+            if presence.contains(connection, in: name) { return presence.members(of: name) }
+            let first = presence.add(connection, identity, to: name)
+            let members = presence.members(of: name)
+            sink.subscribe(connection, to: .room(name))
+            sink.publish(.members(room: name, members: members), to: .room(name))
+            if first { sink.publish(.notice(room: name, kind: .joined, who: identity), to: .room(name)) }
+            return members
+        }
+        return (stored, members)
+    }
+
+    /// Takes a connection out of a room. An account that leaves stops being a member.
+    public func leave(_ room: String, as identity: Identity, on connection: ConnectionID) async throws(ChatError) {
+        let name = try Names.roomName(room)
+        guard presence.withLock({ $0.contains(connection, in: name) }) else {
+            throw ChatError(.notMember, "You are not in \(name).")
+        }
+        if identity.isAccount {
+            try await storage { try await store.removeMember(room: name, user: identity.id) }
+        }
+        presence.withLock { presence in
+            guard let removed = presence.remove(connection, from: name) else { return }
+            sink.unsubscribe(connection, from: .room(name))
+            announceDeparture(removed, from: name, presence: presence)
+        }
+    }
+
+    /// A connection went away: it leaves every room it was in (accounts stay members).
+    public func disconnected(_ connection: ConnectionID) {
+        presence.withLock { presence in
+            for room in presence.connections[connection] ?? [] {
+                guard let removed = presence.remove(connection, from: room) else { continue }
+                announceDeparture(removed, from: room, presence: presence)
+            }
+        }
+    }
+
+    private func announceDeparture(_ removed: (identity: Identity, last: Bool), from room: String, presence: Presence) {
+        guard removed.last else { return }
+        sink.publish(.notice(room: room, kind: .left, who: removed.identity), to: .room(room))
+        sink.publish(.members(room: room, members: presence.members(of: room)), to: .room(room))
+    }
+
+    /// The people present in a room; only for a connection in it.
+    public func members(of room: String, on connection: ConnectionID) throws(ChatError) -> [Identity] {
+        let name = try Names.roomName(room)
+        return try presence.withLock { presence throws(ChatError) in
+            guard presence.contains(connection, in: name) else { throw ChatError(.notMember, "You are not in \(name).") }
+            return presence.members(of: name)
+        }
+    }
+
+    // MARK: Messages
+
+    /// Posts a text message to a room the connection is in. Returns the stored message; a
+    /// retry with the same `clientID` returns the first one and sends nothing again.
+    public func send(
+        _ text: String, to room: String, clientID: String?, from identity: Identity, on connection: ConnectionID
+    ) async throws(ChatError) -> StoredMessage {
+        let name = try Names.roomName(room)
+        guard !text.trimmingWhitespace.isEmpty else { throw ChatError(.emptyMessage, "A message cannot be empty.") }
+        guard text.count <= configuration.maxMessageLength else {
+            throw ChatError(.messageTooLong, "A message has at most \(configuration.maxMessageLength) characters.")
+        }
+        if let clientID, clientID.isEmpty || clientID.count > 64 {
+            throw ChatError(.invalidArgument, "clientId has 1 to 64 characters.")
+        }
+        guard presence.withLock({ $0.contains(connection, in: name) }) else {
+            throw ChatError(.notMember, "Join \(name) before writing to it.")
+        }
+        let new = NewMessage(conversation: .room(name), sender: identity, text: text, clientID: clientID, sentAt: clock())
+        let (stored, inserted) = try await storage { try await store.insertMessage(new) }
+        if inserted { sink.publish(.message(stored), to: .room(name)) }
+        return stored
+    }
+
+    /// A page of a room's history, oldest first: up to `limit` messages before the message id
+    /// `before` (the newest when `nil`), and whether older ones remain. Only for a connection in
+    /// the room or an account that is a member.
+    public func history(
+        of room: String, before: Int64?, limit: Int?, for identity: Identity, on connection: ConnectionID
+    ) async throws(ChatError) -> (messages: [StoredMessage], more: Bool) {
+        let name = try Names.roomName(room)
+        let limit = limit ?? 50
+        guard (1...configuration.maxHistoryPage).contains(limit) else {
+            throw ChatError(.invalidArgument, "limit is between 1 and \(configuration.maxHistoryPage).")
+        }
+        var allowed = presence.withLock { $0.contains(connection, in: name) }
+        if !allowed, identity.isAccount {
+            allowed = try await storage { try await store.isMember(room: name, user: identity.id) }
+        }
+        guard allowed else { throw ChatError(.notMember, "Only members of \(name) can read its history.") }
+        let page = try await storage { try await store.messages(in: .room(name), before: before, limit: limit + 1) }
+        return (Array(page.suffix(limit)), page.count > limit)
+    }
+
+    // MARK: Storage errors
+
+    /// Runs a store operation; a ``ChatError`` passes through, anything else is logged and
+    /// reported as an internal error.
+    private func storage<T>(_ operation: () async throws -> T) async throws(ChatError) -> T {
+        do {
+            return try await operation()
+        } catch let error as ChatError {
+            throw error
+        } catch {
+            logger.error("storage failed", metadata: ["error": .string("\(error)")])
+            throw ChatError(.internalError, "The server could not complete this; nothing was changed.")
+        }
+    }
+}

@@ -1,0 +1,38 @@
+/// Where the chat service keeps what must survive a restart. One implementation per database
+/// (SQLite today, PostgreSQL later); every implementation passes the same test suite.
+///
+/// Methods throw ``ChatError`` for refusals the protocol names (a taken handle) and any other
+/// error for a storage failure, which the service reports as ``ChatError/Code/internalError``.
+public protocol ChatStore: Sendable {
+    /// Stores a new account. Throws ``ChatError/Code/handleTaken`` if its handle key exists.
+    func createAccount(_ account: Account) async throws
+    /// The account with this handle key.
+    func account(handleKey: String) async throws -> Account?
+    /// The account with this id.
+    func account(id: UserID) async throws -> Account?
+
+    /// Keeps a session: the hash of its token and its user.
+    func createSession(tokenHash: String, user: UserID, createdAt: Timestamp) async throws
+    /// The user of the session with this token hash.
+    func sessionUser(tokenHash: String) async throws -> UserID?
+    /// Revokes a session.
+    func deleteSession(tokenHash: String) async throws
+
+    /// The room with this name.
+    func room(named name: String) async throws -> Room?
+    /// Creates the room unless it exists; returns the room as stored (the first creator owns it).
+    func createRoom(_ room: Room) async throws -> Room
+    /// Records that an account belongs to a room (idempotent).
+    func addMember(room: String, user: UserID) async throws
+    /// Records that an account left a room.
+    func removeMember(room: String, user: UserID) async throws
+    /// Whether an account belongs to a room.
+    func isMember(room: String, user: UserID) async throws -> Bool
+
+    /// Stores a message, unless the same sender already stored one with the same client id:
+    /// then returns that one with `inserted == false`.
+    func insertMessage(_ message: NewMessage) async throws -> (message: StoredMessage, inserted: Bool)
+    /// Up to `limit` messages of a conversation with ids below `before` (all when `nil`), the
+    /// newest ones, in ascending id order.
+    func messages(in conversation: ConversationKey, before: Int64?, limit: Int) async throws -> [StoredMessage]
+}

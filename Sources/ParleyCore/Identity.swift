@@ -1,0 +1,99 @@
+/// A user's stable id: `a_…` for an account, `g_…` for a guest.
+public struct UserID: RawRepresentable, Sendable, Hashable, Comparable, CustomStringConvertible {
+    public let rawValue: String
+    public init(rawValue: String) { self.rawValue = rawValue }
+
+    /// A new id for an account.
+    public static func newAccount() -> UserID { UserID(rawValue: "a_" + Token.random(bytes: 12)) }
+    /// A new id for a guest.
+    public static func newGuest() -> UserID { UserID(rawValue: "g_" + Token.random(bytes: 12)) }
+
+    public static func < (lhs: UserID, rhs: UserID) -> Bool { lhs.rawValue < rhs.rawValue }
+    public var description: String { rawValue }
+}
+
+/// Who is talking: an account (by handle) or a guest (by a chosen or generated name).
+public struct Identity: Sendable, Hashable {
+    /// Whether the identity has an account.
+    public enum Kind: String, Sendable, Hashable {
+        case guest
+        case account
+    }
+
+    public let id: UserID
+    /// The account's handle, or the guest's name.
+    public let name: String
+    public let kind: Kind
+
+    public init(id: UserID, name: String, kind: Kind) {
+        self.id = id
+        self.name = name
+        self.kind = kind
+    }
+
+    public var isAccount: Bool { kind == .account }
+}
+
+/// The rules for the names people choose.
+public enum Names {
+    /// Checks an account handle: 3–32 ASCII letters, digits, `_` or `-`. Returns the handle as
+    /// given and its case-insensitive key.
+    public static func handle(_ text: String) throws(ChatError) -> (display: String, key: String) {
+        let scalars = text.unicodeScalars
+        guard (3...32).contains(scalars.count),
+              scalars.allSatisfy({ $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "_" || $0 == "-") })
+        else {
+            throw ChatError(.invalidHandle, "A handle has 3 to 32 characters: letters, digits, _ or -.")
+        }
+        return (text, text.lowercased())
+    }
+
+    /// Checks a guest's chosen name: 1–32 characters once trimmed, no control characters.
+    public static func guestName(_ text: String) throws(ChatError) -> String {
+        let trimmed = text.trimmingWhitespace
+        guard (1...32).contains(trimmed.count),
+              !trimmed.unicodeScalars.contains(where: { $0.properties.generalCategory == .control || $0.properties.generalCategory == .format })
+        else {
+            throw ChatError(.invalidName, "A name has 1 to 32 characters and no control characters.")
+        }
+        return trimmed
+    }
+
+    /// Checks a room name: 1–64 characters of letters, digits, spaces, `_`, `-`, `.` or `#`, not
+    /// starting or ending with a space. Room names are case-sensitive.
+    public static func roomName(_ text: String) throws(ChatError) -> String {
+        let scalars = text.unicodeScalars
+        guard (1...64).contains(text.count), scalars.first != " ", scalars.last != " ",
+              scalars.allSatisfy({ $0.properties.isAlphabetic || $0.properties.numericType != nil || " _-.#".unicodeScalars.contains($0) })
+        else {
+            throw ChatError(.invalidRoomName, "A room name has 1 to 64 characters: letters, digits, spaces, _, -, . or #.")
+        }
+        return text
+    }
+
+    private static let adjectives = [
+        "brave", "calm", "clever", "cosy", "curious", "daring", "eager", "fancy", "gentle", "glad", "happy", "jolly",
+        "keen", "kind", "lively", "lucky", "merry", "mighty", "nimble", "noble", "patient", "plucky", "proud", "quick",
+        "quiet", "rapid", "sunny", "swift", "tidy", "witty", "wise", "zesty",
+    ]
+    private static let animals = [
+        "badger", "beaver", "bison", "crane", "dolphin", "eagle", "falcon", "ferret", "finch", "fox", "gecko", "heron",
+        "ibis", "koala", "lemur", "lynx", "marten", "moose", "newt", "otter", "owl", "panda", "puffin", "quail", "raven",
+        "seal", "stoat", "swan", "tapir", "toucan", "walrus", "yak",
+    ]
+
+    /// A readable generated name such as `brave-otter`.
+    public static func generatedGuestName() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return "\(adjectives.randomElement(using: &generator)!)-\(animals.randomElement(using: &generator)!)"
+    }
+}
+
+extension String {
+    var trimmingWhitespace: String {
+        let scalars = unicodeScalars
+        guard let start = scalars.firstIndex(where: { !$0.properties.isWhitespace }) else { return "" }
+        let end = scalars.lastIndex(where: { !$0.properties.isWhitespace })!
+        return String(scalars[start...end])
+    }
+}

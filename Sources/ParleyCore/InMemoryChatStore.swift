@@ -1,0 +1,104 @@
+import Synchronization
+
+/// A ``ChatStore`` in memory, for tests and throwaway servers: everything is lost on exit.
+public final class InMemoryChatStore: ChatStore {
+    private struct Tables {
+        var accounts: [UserID: Account] = [:]
+        var handles: [String: UserID] = [:]
+        var sessions: [String: UserID] = [:]
+        var rooms: [String: Room] = [:]
+        var members: Set<Pair> = []
+        var messages: [ConversationKey: [StoredMessage]] = [:]
+        var clientIDs: [ClientKey: StoredMessage] = [:]
+        var nextMessageID: Int64 = 1
+    }
+
+    private struct Pair: Hashable {
+        let room: String
+        let user: UserID
+    }
+
+    private struct ClientKey: Hashable {
+        let sender: UserID
+        let clientID: String
+    }
+
+    private let tables = Mutex(Tables())
+
+    public init() {}
+
+    public func createAccount(_ account: Account) async throws {
+        try tables.withLock { tables throws(ChatError) in
+            guard tables.handles[account.handleKey] == nil else { throw ChatError(.handleTaken, "That handle is taken.") }
+            tables.handles[account.handleKey] = account.id
+            tables.accounts[account.id] = account
+        }
+    }
+
+    public func account(handleKey: String) async throws -> Account? {
+        tables.withLock { tables in tables.handles[handleKey].flatMap { tables.accounts[$0] } }
+    }
+
+    public func account(id: UserID) async throws -> Account? {
+        tables.withLock { $0.accounts[id] }
+    }
+
+    public func createSession(tokenHash: String, user: UserID, createdAt: Timestamp) async throws {
+        tables.withLock { $0.sessions[tokenHash] = user }
+    }
+
+    public func sessionUser(tokenHash: String) async throws -> UserID? {
+        tables.withLock { $0.sessions[tokenHash] }
+    }
+
+    public func deleteSession(tokenHash: String) async throws {
+        tables.withLock { _ = $0.sessions.removeValue(forKey: tokenHash) }
+    }
+
+    public func room(named name: String) async throws -> Room? {
+        tables.withLock { $0.rooms[name] }
+    }
+
+    public func createRoom(_ room: Room) async throws -> Room {
+        tables.withLock { tables in
+            if let existing = tables.rooms[room.name] { return existing }
+            tables.rooms[room.name] = room
+            return room
+        }
+    }
+
+    public func addMember(room: String, user: UserID) async throws {
+        tables.withLock { _ = $0.members.insert(Pair(room: room, user: user)) }
+    }
+
+    public func removeMember(room: String, user: UserID) async throws {
+        tables.withLock { _ = $0.members.remove(Pair(room: room, user: user)) }
+    }
+
+    public func isMember(room: String, user: UserID) async throws -> Bool {
+        tables.withLock { $0.members.contains(Pair(room: room, user: user)) }
+    }
+
+    public func insertMessage(_ message: NewMessage) async throws -> (message: StoredMessage, inserted: Bool) {
+        tables.withLock { tables in
+            if let clientID = message.clientID, let existing = tables.clientIDs[ClientKey(sender: message.sender.id, clientID: clientID)] {
+                return (existing, false)
+            }
+            let stored = StoredMessage(id: tables.nextMessageID, message)
+            tables.nextMessageID += 1
+            tables.messages[message.conversation, default: []].append(stored)
+            if let clientID = message.clientID {
+                tables.clientIDs[ClientKey(sender: message.sender.id, clientID: clientID)] = stored
+            }
+            return (stored, true)
+        }
+    }
+
+    public func messages(in conversation: ConversationKey, before: Int64?, limit: Int) async throws -> [StoredMessage] {
+        tables.withLock { tables in
+            let all = tables.messages[conversation] ?? []
+            let end = before.map { bound in all.firstIndex { $0.id >= bound } ?? all.endIndex } ?? all.endIndex
+            return Array(all[max(0, end - limit)..<end])
+        }
+    }
+}

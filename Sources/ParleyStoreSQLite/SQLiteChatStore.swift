@@ -1,0 +1,225 @@
+import Foundation
+import GRDB
+import ParleyCore
+
+/// The ``ChatStore`` on an embedded SQLite database (GRDB): the default store of
+/// `parley serve`. WAL journal, foreign keys on, and `secure_delete` on so that deleted
+/// messages are overwritten in the file rather than left readable. The schema is created and
+/// migrated on open by append-only named migrations.
+public final class SQLiteChatStore: ChatStore {
+    private let database: any DatabaseWriter
+
+    /// Opens (creating and migrating if needed) the database at `path`.
+    public init(path: String) throws {
+        self.database = try DatabasePool(path: path, configuration: Self.configuration)
+        try Self.migrator.migrate(database)
+    }
+
+    /// A private in-memory database, for tests.
+    public init(inMemory: Void = ()) throws {
+        self.database = try DatabaseQueue(configuration: Self.configuration)
+        try Self.migrator.migrate(database)
+    }
+
+    private static var configuration: Configuration {
+        var configuration = Configuration()
+        configuration.foreignKeysEnabled = true
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA secure_delete = ON")
+        }
+        return configuration
+    }
+
+    /// The names of the migrations applied so far, oldest first.
+    public func appliedMigrations() async throws -> [String] {
+        try await database.read { db in try Self.migrator.appliedMigrations(db) }
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        // Append new migrations at the end; never edit one that has shipped.
+        migrator.registerMigration("2026-11-22-accounts-rooms-messages") { db in
+            try db.execute(sql: """
+                CREATE TABLE account (
+                    id TEXT PRIMARY KEY,
+                    handle TEXT NOT NULL,
+                    handle_key TEXT NOT NULL UNIQUE,
+                    password_hash TEXT NOT NULL,
+                    created_at INTEGER NOT NULL
+                );
+                CREATE TABLE session (
+                    token_hash TEXT PRIMARY KEY,
+                    user_id TEXT NOT NULL REFERENCES account(id) ON DELETE CASCADE,
+                    created_at INTEGER NOT NULL
+                );
+                CREATE TABLE room (
+                    name TEXT PRIMARY KEY,
+                    owner TEXT NOT NULL,
+                    created_at INTEGER NOT NULL
+                );
+                CREATE TABLE room_member (
+                    room TEXT NOT NULL REFERENCES room(name) ON DELETE CASCADE,
+                    user_id TEXT NOT NULL,
+                    PRIMARY KEY (room, user_id)
+                );
+                CREATE TABLE message (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    conversation TEXT NOT NULL,
+                    sender_id TEXT NOT NULL,
+                    sender_name TEXT NOT NULL,
+                    sender_kind TEXT NOT NULL,
+                    body TEXT NOT NULL,
+                    client_id TEXT,
+                    sent_at INTEGER NOT NULL
+                );
+                CREATE INDEX message_by_conversation ON message(conversation, id);
+                CREATE UNIQUE INDEX message_by_client_id ON message(sender_id, client_id) WHERE client_id IS NOT NULL;
+                """)
+        }
+        return migrator
+    }
+
+    // MARK: Accounts and sessions
+
+    public func createAccount(_ account: Account) async throws {
+        try await database.write { db in
+            let taken = try Bool.fetchOne(db, sql: "SELECT 1 FROM account WHERE handle_key = ?", arguments: [account.handleKey]) ?? false
+            guard !taken else { throw ChatError(.handleTaken, "That handle is taken.") }
+            try db.execute(
+                sql: "INSERT INTO account (id, handle, handle_key, password_hash, created_at) VALUES (?, ?, ?, ?, ?)",
+                arguments: [account.id.rawValue, account.handle, account.handleKey, account.passwordHash, account.createdAt]
+            )
+        }
+    }
+
+    public func account(handleKey: String) async throws -> Account? {
+        try await database.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM account WHERE handle_key = ?", arguments: [handleKey]).map(Self.account)
+        }
+    }
+
+    public func account(id: UserID) async throws -> Account? {
+        try await database.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM account WHERE id = ?", arguments: [id.rawValue]).map(Self.account)
+        }
+    }
+
+    private static func account(_ row: Row) -> Account {
+        Account(
+            id: UserID(rawValue: row["id"]), handle: row["handle"], handleKey: row["handle_key"],
+            passwordHash: row["password_hash"], createdAt: row["created_at"]
+        )
+    }
+
+    public func createSession(tokenHash: String, user: UserID, createdAt: Timestamp) async throws {
+        try await database.write { db in
+            try db.execute(
+                sql: "INSERT INTO session (token_hash, user_id, created_at) VALUES (?, ?, ?)",
+                arguments: [tokenHash, user.rawValue, createdAt]
+            )
+        }
+    }
+
+    public func sessionUser(tokenHash: String) async throws -> UserID? {
+        try await database.read { db in
+            try String.fetchOne(db, sql: "SELECT user_id FROM session WHERE token_hash = ?", arguments: [tokenHash]).map(UserID.init)
+        }
+    }
+
+    public func deleteSession(tokenHash: String) async throws {
+        try await database.write { db in
+            try db.execute(sql: "DELETE FROM session WHERE token_hash = ?", arguments: [tokenHash])
+        }
+    }
+
+    // MARK: Rooms
+
+    public func room(named name: String) async throws -> Room? {
+        try await database.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM room WHERE name = ?", arguments: [name]).map(Self.room)
+        }
+    }
+
+    public func createRoom(_ room: Room) async throws -> Room {
+        try await database.write { db in
+            try db.execute(
+                sql: "INSERT INTO room (name, owner, created_at) VALUES (?, ?, ?) ON CONFLICT(name) DO NOTHING",
+                arguments: [room.name, room.owner.rawValue, room.createdAt]
+            )
+            return try Row.fetchOne(db, sql: "SELECT * FROM room WHERE name = ?", arguments: [room.name]).map(Self.room) ?? room
+        }
+    }
+
+    private static func room(_ row: Row) -> Room {
+        Room(name: row["name"], owner: UserID(rawValue: row["owner"]), createdAt: row["created_at"])
+    }
+
+    public func addMember(room: String, user: UserID) async throws {
+        try await database.write { db in
+            try db.execute(sql: "INSERT OR IGNORE INTO room_member (room, user_id) VALUES (?, ?)", arguments: [room, user.rawValue])
+        }
+    }
+
+    public func removeMember(room: String, user: UserID) async throws {
+        try await database.write { db in
+            try db.execute(sql: "DELETE FROM room_member WHERE room = ? AND user_id = ?", arguments: [room, user.rawValue])
+        }
+    }
+
+    public func isMember(room: String, user: UserID) async throws -> Bool {
+        try await database.read { db in
+            try Bool.fetchOne(db, sql: "SELECT 1 FROM room_member WHERE room = ? AND user_id = ?", arguments: [room, user.rawValue]) ?? false
+        }
+    }
+
+    // MARK: Messages
+
+    public func insertMessage(_ message: NewMessage) async throws -> (message: StoredMessage, inserted: Bool) {
+        try await database.write { db in
+            if let clientID = message.clientID,
+               let row = try Row.fetchOne(db, sql: "SELECT * FROM message WHERE sender_id = ? AND client_id = ?", arguments: [message.sender.id.rawValue, clientID]) {
+                return (Self.message(row), false)
+            }
+            try db.execute(
+                sql: """
+                    INSERT INTO message (conversation, sender_id, sender_name, sender_kind, body, client_id, sent_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    message.conversation.rawValue, message.sender.id.rawValue, message.sender.name, message.sender.kind.rawValue,
+                    message.text, message.clientID, message.sentAt,
+                ]
+            )
+            let stored = StoredMessage(
+                id: db.lastInsertedRowID, conversation: message.conversation, sender: message.sender,
+                text: message.text, clientID: message.clientID, sentAt: message.sentAt
+            )
+            return (stored, true)
+        }
+    }
+
+    public func messages(in conversation: ConversationKey, before: Int64?, limit: Int) async throws -> [StoredMessage] {
+        try await database.read { db in
+            let rows = try Row.fetchAll(
+                db,
+                sql: "SELECT * FROM message WHERE conversation = ? AND id < ? ORDER BY id DESC LIMIT ?",
+                arguments: [conversation.rawValue, before ?? Int64.max, limit]
+            )
+            return rows.reversed().map(Self.message)
+        }
+    }
+
+    private static func message(_ row: Row) -> StoredMessage {
+        StoredMessage(
+            id: row["id"],
+            conversation: ConversationKey(rawValue: row["conversation"]),
+            sender: Identity(
+                id: UserID(rawValue: row["sender_id"]), name: row["sender_name"],
+                kind: Identity.Kind(rawValue: row["sender_kind"]) ?? .guest
+            ),
+            text: row["body"],
+            clientID: row["client_id"],
+            sentAt: row["sent_at"]
+        )
+    }
+}

@@ -1,0 +1,197 @@
+import ParleyCore
+import Testing
+
+@Suite("Identities")
+struct IdentityTests {
+    @Test func registerLoginLogout() async throws {
+        let (service, _, _) = try makeService()
+        let (identity, token) = try await service.register(handle: "Ada_Lovelace", password: "correct horse")
+        #expect(identity.name == "Ada_Lovelace")
+        #expect(identity.kind == .account)
+        #expect(try await service.authenticate(token: token) == identity)
+        let (again, second) = try await service.login(handle: "ada_lovelace", password: "correct horse")
+        #expect(again == identity)
+        #expect(second != token)
+        try await service.logout(token: token)
+        await #expect(throws: ChatError(.unauthorized, "The token is not valid.")) { try await service.authenticate(token: token) }
+        // The other session is still valid.
+        #expect(try await service.authenticate(token: second) == identity)
+    }
+
+    @Test func handlesAreValidatedAndUniqueIgnoringCase() async throws {
+        let (service, _, _) = try makeService()
+        for bad in ["ab", String(repeating: "a", count: 33), "has space", "émile", "semi;colon", ""] {
+            await #expect(throws: ChatError.self) { try await service.register(handle: bad, password: "long enough") }
+        }
+        _ = try await service.register(handle: "Grace", password: "long enough")
+        let error = await #expect(throws: ChatError.self) { try await service.register(handle: "GRACE", password: "long enough") }
+        #expect(error?.code == .handleTaken)
+        let short = await #expect(throws: ChatError.self) { try await service.register(handle: "other", password: "short") }
+        #expect(short?.code == .invalidPassword)
+    }
+
+    @Test func wrongPasswordAndUnknownHandleAreTheSameRefusal() async throws {
+        let (service, _, _) = try makeService()
+        _ = try await service.register(handle: "ada", password: "right password")
+        let wrong = await #expect(throws: ChatError.self) { try await service.login(handle: "ada", password: "wrong password") }
+        let unknown = await #expect(throws: ChatError.self) { try await service.login(handle: "nobody", password: "right password") }
+        #expect(wrong == unknown)
+        #expect(wrong?.code == .badCredentials)
+    }
+
+    @Test func forgedTokensAreRefused() async throws {
+        let (service, _, _) = try makeService()
+        _ = try await service.register(handle: "ada", password: "right password")
+        for forged in ["", "x", Token.random(), String(repeating: "a", count: 10_000)] {
+            let error = await #expect(throws: ChatError.self) { try await service.authenticate(token: forged) }
+            #expect(error?.code == .unauthorized)
+        }
+    }
+
+    @Test func passwordsAreStoredOnlyAsSaltedHashes() async throws {
+        let (service, _, store) = try makeService()
+        _ = try await service.register(handle: "ada", password: "same password")
+        _ = try await service.register(handle: "bob", password: "same password")
+        let ada = try #require(try await store.account(handleKey: "ada"))
+        let bob = try #require(try await store.account(handleKey: "bob"))
+        #expect(!ada.passwordHash.contains("same password"))
+        #expect(ada.passwordHash.hasPrefix("scrypt$"))
+        #expect(ada.passwordHash != bob.passwordHash)
+        #expect(PasswordHasher.forTesting.verify("same password", against: ada.passwordHash))
+        #expect(!PasswordHasher.forTesting.verify("other password", against: ada.passwordHash))
+    }
+
+    @Test func guests() throws {
+        let (service, _, _) = try makeService()
+        let named = try service.guest(name: "  Zoë  ")
+        #expect(named.name == "Zoë" && named.kind == .guest)
+        let generated = try service.guest(name: nil)
+        #expect(generated.name.wholeMatch(of: /[a-z]+-[a-z]+/) != nil)
+        #expect(generated.id != named.id)
+        for bad in ["", "   ", String(repeating: "x", count: 33), "bell\u{7}"] {
+            #expect(throws: ChatError.self) { try service.guest(name: bad) }
+        }
+    }
+}
+
+@Suite("Rooms, messages and history")
+struct RoomTests {
+    @Test func joiningPublishesMembersAndANoticeOncePerUser() async throws {
+        let (service, sink, store) = try makeService()
+        let (ada, _) = try await service.register(handle: "ada", password: "long enough")
+        let bob = try service.guest(name: "bob")
+        let (room, members) = try await service.join("lobby", as: ada, on: .c("ada-1"))
+        #expect(room.owner == ada.id)
+        #expect(members == [ada])
+        _ = try await service.join("lobby", as: bob, on: .c("bob-1"))
+        _ = try await service.join("lobby", as: ada, on: .c("ada-2"))
+        let notices = sink.published.compactMap { event -> String? in
+            if case .notice(_, let kind, let who) = event { return "\(who.name) \(kind.rawValue)" }
+            return nil
+        }
+        #expect(notices == ["ada joined", "bob joined"])
+        guard case .members(_, let last)? = sink.published.last(where: { if case .members = $0 { true } else { false } }) else {
+            Issue.record("no member list")
+            return
+        }
+        #expect(last == [ada, bob])
+        #expect(sink.subscriptions.withLock { $0[.c("ada-2")] } == [.room("lobby")])
+        #expect(try await store.isMember(room: "lobby", user: ada.id))
+        #expect(try await !store.isMember(room: "lobby", user: bob.id))
+    }
+
+    @Test func aNameAlreadyPresentIsRefused() async throws {
+        let (service, _, _) = try makeService()
+        _ = try await service.join("lobby", as: try service.guest(name: "Sam"), on: .c("1"))
+        let error = await #expect(throws: ChatError.self) {
+            try await service.join("lobby", as: try service.guest(name: "sam"), on: .c("2"))
+        }
+        #expect(error?.code == .nameTaken)
+        // Elsewhere the name is free.
+        _ = try await service.join("other", as: try service.guest(name: "sam"), on: .c("2"))
+    }
+
+    @Test func roomNamesAreValidated() async throws {
+        let (service, _, _) = try makeService()
+        let guest = try service.guest(name: nil)
+        for bad in ["", " lobby", "lobby ", String(repeating: "r", count: 65), "a/b", "semi;", "new\nline"] {
+            let error = await #expect(throws: ChatError.self) { try await service.join(bad, as: guest, on: .c("1")) }
+            #expect(error?.code == .invalidRoomName)
+        }
+        _ = try await service.join("Café #1", as: guest, on: .c("1"))
+    }
+
+    @Test func leavingAndDisconnectingAnnounceDepartureWhenTheLastConnectionGoes() async throws {
+        let (service, sink, store) = try makeService()
+        let (ada, _) = try await service.register(handle: "ada", password: "long enough")
+        let bob = try service.guest(name: "bob")
+        _ = try await service.join("lobby", as: ada, on: .c("ada-1"))
+        _ = try await service.join("lobby", as: ada, on: .c("ada-2"))
+        _ = try await service.join("lobby", as: bob, on: .c("bob"))
+        sink.clear()
+        service.disconnected(.c("ada-1"))
+        #expect(sink.published.isEmpty)
+        service.disconnected(.c("ada-2"))
+        #expect(sink.published == [.notice(room: "lobby", kind: .left, who: ada), .members(room: "lobby", members: [bob])])
+        // A disconnected account stays a member; one that leaves does not.
+        #expect(try await store.isMember(room: "lobby", user: ada.id))
+        _ = try await service.join("lobby", as: ada, on: .c("ada-3"))
+        try await service.leave("lobby", as: ada, on: .c("ada-3"))
+        #expect(try await !store.isMember(room: "lobby", user: ada.id))
+        let error = await #expect(throws: ChatError.self) { try await service.leave("lobby", as: ada, on: .c("ada-3")) }
+        #expect(error?.code == .notMember)
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func sendingValidatesDeduplicatesAndPublishes(kind: StoreKind) async throws {
+        let (service, sink, _) = try makeService(kind)
+        let ana = try service.guest(name: "ana")
+        let outsider = try service.guest(name: "out")
+        _ = try await service.join("lobby", as: ana, on: .c("ana"))
+        sink.clear()
+        let first = try await service.send("hello", to: "lobby", clientID: "k1", from: ana, on: .c("ana"))
+        #expect(first.text == "hello" && first.sender == ana && first.conversation == .room("lobby"))
+        let retry = try await service.send("hello", to: "lobby", clientID: "k1", from: ana, on: .c("ana"))
+        #expect(retry == first)
+        #expect(sink.published == [.message(first)])
+        let cases: [(String, String?, ChatError.Code)] = [
+            ("", nil, .emptyMessage), ("  \n ", nil, .emptyMessage),
+            (String(repeating: "x", count: 4001), nil, .messageTooLong), ("ok", "", .invalidArgument),
+        ]
+        for (text, clientID, code) in cases {
+            let error = await #expect(throws: ChatError.self) { try await service.send(text, to: "lobby", clientID: clientID, from: ana, on: .c("ana")) }
+            #expect(error?.code == code)
+        }
+        let refused = await #expect(throws: ChatError.self) { try await service.send("hi", to: "lobby", clientID: nil, from: outsider, on: .c("out")) }
+        #expect(refused?.code == .notMember)
+        #expect(sink.published.count == 1)
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func historyIsPagedAndOnlyForMembers(kind: StoreKind) async throws {
+        let (service, _, _) = try makeService(kind)
+        let (ada, _) = try await service.register(handle: "ada", password: "long enough")
+        let guest = try service.guest(name: "gus")
+        _ = try await service.join("lobby", as: ada, on: .c("ada"))
+        _ = try await service.join("lobby", as: guest, on: .c("gus"))
+        for index in 0..<5 {
+            _ = try await service.send("m\(index)", to: "lobby", clientID: nil, from: ada, on: .c("ada"))
+        }
+        let page = try await service.history(of: "lobby", before: nil, limit: 2, for: guest, on: .c("gus"))
+        #expect(page.messages.map(\.text) == ["m3", "m4"] && page.more)
+        let rest = try await service.history(of: "lobby", before: page.messages[0].id, limit: 10, for: guest, on: .c("gus"))
+        #expect(rest.messages.map(\.text) == ["m0", "m1", "m2"] && !rest.more)
+        // An account that is a member reads history while away; a guest that left cannot.
+        service.disconnected(.c("ada"))
+        #expect(try await service.history(of: "lobby", before: nil, limit: 1, for: ada, on: .c("ada-later")).messages.map(\.text) == ["m4"])
+        try await service.leave("lobby", as: guest, on: .c("gus"))
+        let refused = await #expect(throws: ChatError.self) { try await service.history(of: "lobby", before: nil, limit: 1, for: guest, on: .c("gus")) }
+        #expect(refused?.code == .notMember)
+        let stranger = try service.guest(name: nil)
+        await #expect(throws: ChatError.self) { try await service.history(of: "lobby", before: nil, limit: 1, for: stranger, on: .c("x")) }
+        for limit in [0, -1, 101] {
+            let error = await #expect(throws: ChatError.self) { try await service.history(of: "lobby", before: nil, limit: limit, for: ada, on: .c("a")) }
+            #expect(error?.code == .invalidArgument)
+        }
+    }
+}

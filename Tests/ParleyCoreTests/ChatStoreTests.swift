@@ -1,0 +1,103 @@
+import Foundation
+import ParleyCore
+import ParleyStoreSQLite
+import Testing
+
+@Suite("ChatStore contract, on every store")
+struct ChatStoreTests {
+    func account(_ handle: String) -> Account {
+        Account(id: .newAccount(), handle: handle, handleKey: handle.lowercased(), passwordHash: "h", createdAt: 1)
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func accountsAreUniqueByHandleKey(kind: StoreKind) async throws {
+        let store = try kind.make()
+        let ada = account("Ada")
+        try await store.createAccount(ada)
+        #expect(try await store.account(handleKey: "ada") == ada)
+        #expect(try await store.account(id: ada.id) == ada)
+        #expect(try await store.account(handleKey: "nobody") == nil)
+        await #expect(throws: ChatError.self) { try await store.createAccount(account("ADA")) }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func sessionsAreFoundByHashAndRevoked(kind: StoreKind) async throws {
+        let store = try kind.make()
+        let ada = account("ada")
+        try await store.createAccount(ada)
+        try await store.createSession(tokenHash: "hash-1", user: ada.id, createdAt: 2)
+        #expect(try await store.sessionUser(tokenHash: "hash-1") == ada.id)
+        #expect(try await store.sessionUser(tokenHash: "hash-2") == nil)
+        try await store.deleteSession(tokenHash: "hash-1")
+        #expect(try await store.sessionUser(tokenHash: "hash-1") == nil)
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func roomsKeepTheirFirstOwnerAndMembers(kind: StoreKind) async throws {
+        let store = try kind.make()
+        let first = UserID(rawValue: "a_first")
+        let second = UserID(rawValue: "a_second")
+        #expect(try await store.createRoom(Room(name: "lobby", owner: first, createdAt: 1)).owner == first)
+        #expect(try await store.createRoom(Room(name: "lobby", owner: second, createdAt: 2)).owner == first)
+        #expect(try await store.room(named: "lobby")?.owner == first)
+        #expect(try await store.room(named: "Lobby") == nil)
+        try await store.addMember(room: "lobby", user: second)
+        try await store.addMember(room: "lobby", user: second)
+        #expect(try await store.isMember(room: "lobby", user: second))
+        #expect(try await !store.isMember(room: "lobby", user: first))
+        try await store.removeMember(room: "lobby", user: second)
+        #expect(try await !store.isMember(room: "lobby", user: second))
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func messagesAreDeduplicatedByClientIDAndPagedByID(kind: StoreKind) async throws {
+        let store = try kind.make()
+        let ada = Identity(id: UserID(rawValue: "a_ada"), name: "ada", kind: .account)
+        let bob = Identity(id: UserID(rawValue: "g_bob"), name: "bob", kind: .guest)
+        var ids: [Int64] = []
+        for index in 0..<7 {
+            let sender = index.isMultiple(of: 2) ? ada : bob
+            let (stored, inserted) = try await store.insertMessage(
+                NewMessage(conversation: .room("r"), sender: sender, text: "m\(index)", clientID: "c\(index)", sentAt: Int64(index))
+            )
+            #expect(inserted)
+            #expect(stored.sender == sender)
+            ids.append(stored.id)
+        }
+        _ = try await store.insertMessage(NewMessage(conversation: .room("other"), sender: ada, text: "elsewhere", clientID: nil, sentAt: 9))
+        #expect(ids == ids.sorted() && Set(ids).count == 7)
+        // A retry with the same client id returns the first message.
+        let retry = try await store.insertMessage(NewMessage(conversation: .room("r"), sender: ada, text: "again", clientID: "c0", sentAt: 99))
+        #expect(!retry.inserted)
+        #expect(retry.message.id == ids[0] && retry.message.text == "m0")
+        // The same client id from another sender is another message.
+        #expect(try await store.insertMessage(NewMessage(conversation: .room("r"), sender: bob, text: "bob c0", clientID: "c0", sentAt: 8)).inserted)
+        let newest = try await store.messages(in: .room("r"), before: nil, limit: 3)
+        #expect(newest.map(\.text) == ["m5", "m6", "bob c0"])
+        let older = try await store.messages(in: .room("r"), before: newest[0].id, limit: 3)
+        #expect(older.map(\.text) == ["m2", "m3", "m4"])
+        let oldest = try await store.messages(in: .room("r"), before: older[0].id, limit: 3)
+        #expect(oldest.map(\.text) == ["m0", "m1"])
+        #expect(try await store.messages(in: .room("none"), before: nil, limit: 5).isEmpty)
+    }
+}
+
+@Suite("SQLite store on disk")
+struct SQLiteStoreTests {
+    @Test func dataSurvivesReopeningAndMigrationsAreRecorded() async throws {
+        let path = temporaryPath("reopen.sqlite")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let ada = Account(id: .newAccount(), handle: "ada", handleKey: "ada", passwordHash: "h", createdAt: 1)
+        do {
+            let store = try SQLiteChatStore(path: path)
+            try await store.createAccount(ada)
+            _ = try await store.insertMessage(
+                NewMessage(conversation: .room("r"), sender: ada.identity, text: "kept", clientID: nil, sentAt: 1)
+            )
+        }
+        let reopened = try SQLiteChatStore(path: path)
+        #expect(try await reopened.account(handleKey: "ada") == ada)
+        #expect(try await reopened.messages(in: .room("r"), before: nil, limit: 10).map(\.text) == ["kept"])
+        #expect(try await reopened.appliedMigrations() == ["2026-11-22-accounts-rooms-messages"])
+    }
+}
