@@ -105,7 +105,7 @@ let package = Package(
         .testTarget(name: "EngineIOTests", dependencies: ["EngineIO"]),
         .testTarget(name: "SocketIOTests", dependencies: ["SocketIO", "EngineIO"]),
         .testTarget(name: "ParleyCoreTests", dependencies: ["ParleyCore", "ParleyStoreSQLite"]),
-        .testTarget(name: "ParleyServerTests", dependencies: ["ParleyServer", "SocketIOClient"]),
+        .testTarget(name: "ParleyServerTests", dependencies: ["ParleyServer", "ParleyCore", "SocketIOClient"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -8,8 +8,10 @@ struct HTTPRoutes: Sendable {
     let engine: EngineServer
     let io: SocketIOServer
     let metrics: PrometheusCollectorRegistry
+    let accounts: AccountRoutes
 
     func respond(to request: WebRequest) async -> WebResponse {
+        if let response = await accounts.respond(to: request) { return response }
         switch (request.method, request.path) {
         case (.GET, "/healthz"), (.HEAD, "/healthz"):
             return WebResponse(contentType: "application/json", body: "{\"status\":\"ok\",\"sessions\":\(engine.sessionCount)}")

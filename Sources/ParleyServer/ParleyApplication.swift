@@ -1,24 +1,30 @@
 import EngineIO
 import Logging
 import NIOCore
+import ParleyCore
+import ParleyStoreSQLite
 import Prometheus
 import ServiceLifecycle
 import SocketIO
 
-/// Builds the Parley server from its configuration: the engine, the Socket.IO server with
-/// Parley's event API, and the HTTP routes.
+/// Builds the Parley server from its configuration: the store (opened and migrated), the chat
+/// service, the engine, the Socket.IO server with Parley's event APIs, and the HTTP routes.
 ///
 /// - Parameters:
 ///   - configuration: what to serve and how.
 ///   - logger: where the server logs.
 ///   - metrics: the registry that `/metrics` renders; bootstrap swift-metrics with a
 ///     `PrometheusMetricsFactory` on the same registry to fill it.
+/// - Throws: when the database cannot be opened or migrated.
 public func buildApplication(
     configuration: ParleyConfiguration,
     logger: Logger = Logger(label: "parley"),
     metrics: PrometheusCollectorRegistry = PrometheusCollectorRegistry()
-) -> ParleyApplication {
-    ParleyApplication(configuration: configuration, logger: logger, metrics: metrics)
+) throws -> ParleyApplication {
+    let store: any ChatStore = configuration.database == ":memory:"
+        ? try SQLiteChatStore()
+        : try SQLiteChatStore(path: configuration.database)
+    return ParleyApplication(configuration: configuration, store: store, logger: logger, metrics: metrics)
 }
 
 /// The running Parley server, a `Service`: `run()` listens until a graceful shutdown (SIGINT or
@@ -29,18 +35,25 @@ public final class ParleyApplication: Service, Sendable {
     public let engine: EngineServer
     /// The Socket.IO server.
     public let io: SocketIOServer
+    /// The chat service.
+    public let chat: ChatService
     private let http: EngineHTTPServer
     private let logger: Logger
 
-    init(configuration: ParleyConfiguration, logger: Logger, metrics: PrometheusCollectorRegistry) {
+    init(configuration: ParleyConfiguration, store: any ChatStore, logger: Logger, metrics: PrometheusCollectorRegistry) {
         self.configuration = configuration
         self.logger = logger
         let engine = EngineServer(configuration: configuration.engine, logger: logger)
         let io = SocketIOServer(engine: engine, configuration: configuration.socketIO, logger: logger)
+        let chat = ChatService(
+            store: store, sink: SocketIOEventSink(namespace: io.sockets), configuration: configuration.chat, logger: logger
+        )
         self.engine = engine
         self.io = io
-        let routes = HTTPRoutes(engine: engine, io: io, metrics: metrics)
+        self.chat = chat
+        let routes = HTTPRoutes(engine: engine, io: io, metrics: metrics, accounts: AccountRoutes(service: chat))
         self.http = EngineHTTPServer(engine: engine, fallback: routes.respond)
+        NativeChat.install(on: io.sockets, service: chat)
         TutorialChat.install(on: io)
     }
 

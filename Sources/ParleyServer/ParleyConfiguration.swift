@@ -1,5 +1,6 @@
 import EngineIO
 import Logging
+import ParleyCore
 import SocketIO
 
 /// Everything `parley serve` can be told, with the documented defaults.
@@ -14,6 +15,11 @@ public struct ParleyConfiguration: Sendable {
     /// reference server, because it appends an offset argument to every broadcast, which
     /// clients with fixed-arity handlers do not expect).
     public var socketIO = SocketIOConfiguration()
+    /// The SQLite database file, created and migrated on start; `:memory:` keeps everything in
+    /// memory (lost on exit). Default `parley.sqlite` in the working directory.
+    public var database = "parley.sqlite"
+    /// The chat service's limits (message length, history page, password hash).
+    public var chat = ChatConfiguration()
     /// The log level. Default `info`.
     public var logLevel: Logger.Level = .info
 

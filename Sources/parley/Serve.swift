@@ -48,6 +48,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Transports clients may use: polling, websocket (repeatable).")
     var transport: [String] = ["polling", "websocket"]
 
+    @Option(help: "The SQLite database file, created and migrated on start (:memory: keeps nothing).")
+    var database = "parley.sqlite"
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel = "info"
 
@@ -83,6 +86,7 @@ struct Serve: AsyncParsableCommand {
         configuration.socketIO.connectTimeout = .milliseconds(Int64(connectTimeout))
         configuration.socketIO.connectionStateRecovery =
             recoveryWindow == 0 ? nil : ConnectionStateRecovery(maxDisconnectionDuration: .seconds(Int64(recoveryWindow)))
+        configuration.database = database
         configuration.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         return configuration
     }
@@ -98,7 +102,7 @@ struct Serve: AsyncParsableCommand {
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         let logger = Logger(label: "parley")
-        let app = buildApplication(configuration: configuration, logger: logger, metrics: registry)
+        let app = try buildApplication(configuration: configuration, logger: logger, metrics: registry)
         let group = ServiceGroup(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         try await group.run()
     }

@@ -95,13 +95,18 @@ def start_testbed(**options) -> Server:
     return Server(process, port, engine_port)
 
 
-def start_parley(*flags: str, env: dict | None = None) -> Server:
-    """The real `parley serve`."""
+def start_parley(*flags: str, env: dict | None = None, database: str | None = None) -> Server:
+    """The real `parley serve`, on a fresh database file unless `database` names one."""
     port = free_port()
-    args = [str(bin_dir() / "parley"), "serve", "--host", "127.0.0.1", "--port", str(port), *flags]
+    if database is None:
+        LOGS.mkdir(parents=True, exist_ok=True)
+        database = str(LOGS.parent / f"parley-{port}-{random.randint(0, 999999)}.sqlite")
+    args = [str(bin_dir() / "parley"), "serve", "--host", "127.0.0.1", "--port", str(port), "--database", database, *flags]
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log_file("parley"), text=True, env=env)
     wait_until_listening(port, process)
-    return Server(process, port)
+    server = Server(process, port)
+    server.database = database
+    return server
 
 
 @pytest.fixture(scope="module")

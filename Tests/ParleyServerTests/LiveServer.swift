@@ -1,5 +1,6 @@
 import EngineIO
 import Logging
+import ParleyCore
 import NIOCore
 import ParleyServer
 import SocketIO
@@ -14,10 +15,12 @@ func withParley(
     var configuration = ParleyConfiguration()
     configuration.host = "127.0.0.1"
     configuration.port = 0
+    configuration.database = ":memory:"
+    configuration.chat.passwordHasher = .forTesting
     configure(&configuration)
     var logger = Logger(label: "parley.test")
     logger.logLevel = .warning
-    let app = buildApplication(configuration: configuration, logger: logger)
+    let app = try buildApplication(configuration: configuration, logger: logger)
     setUp(app)
     try await app.start()
     let url = "http://127.0.0.1:\(app.port ?? 0)"

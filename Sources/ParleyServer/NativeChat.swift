@@ -1,0 +1,115 @@
+import ParleyCore
+import SocketIO
+
+/// Binds the native event API to the chat service: who a socket is (from its CONNECT auth),
+/// and one handler per command.
+enum NativeChat {
+    /// The key under which a socket's identity is kept in its data.
+    static let identityKey = "parley.identity"
+
+    static func install(on namespace: Namespace, service: ChatService) {
+        // Who is connecting: `{token}` for an account, `{name}` or nothing for a guest.
+        namespace.use { socket in
+            let auth = socket.handshake.auth
+            let identity: Identity
+            do {
+                if let token = auth["token"] {
+                    guard let token = token.stringValue else { throw ChatError(.unauthorized, "The token is not valid.") }
+                    identity = try await service.authenticate(token: token)
+                } else if let name = auth["name"], !name.isNull {
+                    guard let name = name.stringValue else { throw ChatError(.invalidName, "name must be a string.") }
+                    identity = try service.guest(name: name)
+                } else {
+                    identity = try service.guest(name: nil)
+                }
+            } catch let error as ChatError {
+                throw ConnectionRefused(error.message, data: ["code": .string(error.code.rawValue)])
+            }
+            socket.data[identityKey] = NativeDialect.user(identity)
+        }
+        namespace.onConnection { socket in
+            guard let identity = identity(of: socket) else { return }
+            let connection = ConnectionID(rawValue: socket.id)
+            socket.onDisconnect { _ in service.disconnected(connection) }
+
+            socket.on("me") { _, ack in
+                ack(NativeDialect.success(["user": NativeDialect.user(identity)]))
+            }
+            command(socket, "room:join") { request in
+                let room = try request.string("room")
+                let (stored, members) = try await service.join(room, as: identity, on: connection)
+                return ["room": NativeDialect.room(stored), "members": .array(members.map(NativeDialect.user))]
+            }
+            command(socket, "room:leave") { request in
+                try await service.leave(try request.string("room"), as: identity, on: connection)
+                return [:]
+            }
+            command(socket, "room:members") { request in
+                let room = try request.string("room")
+                return ["members": .array(try service.members(of: room, on: connection).map(NativeDialect.user))]
+            }
+            command(socket, "message:send") { request in
+                let stored = try await service.send(
+                    try request.string("text"), to: try request.string("room"),
+                    clientID: try request.optionalString("clientId"), from: identity, on: connection
+                )
+                return ["message": NativeDialect.message(stored)]
+            }
+            command(socket, "history:get") { request in
+                let page = try await service.history(
+                    of: try request.string("room"), before: try request.optionalInteger("before").map(Int64.init),
+                    limit: try request.optionalInteger("limit"), for: identity, on: connection
+                )
+                return ["messages": .array(page.messages.map(NativeDialect.message)), "more": .bool(page.more)]
+            }
+        }
+    }
+
+    static func identity(of socket: Socket) -> Identity? {
+        guard let value = socket.data[identityKey], let id = value["id"]?.stringValue, let name = value["name"]?.stringValue,
+              let kind = value["kind"]?.stringValue.flatMap(Identity.Kind.init(rawValue:))
+        else { return nil }
+        return Identity(id: UserID(rawValue: id), name: name, kind: kind)
+    }
+
+    /// Registers a command: its first argument must be an object; the ack gets
+    /// `{"ok": true, …}` or `{"ok": false, "error": {code, message}}`.
+    static func command(_ socket: Socket, _ event: String, _ run: @escaping @Sendable (Request) async throws -> JSONObject) {
+        socket.on(event) { args, ack in
+            let reply: JSONValue
+            do {
+                guard let object = args.first?.objectValue else {
+                    throw ChatError(.invalidArgument, "\(event) takes an object as its argument.")
+                }
+                reply = NativeDialect.success(try await run(Request(object: object)))
+            } catch let error as ChatError {
+                reply = NativeDialect.failure(error)
+            } catch {
+                reply = NativeDialect.failure(ChatError(.internalError, "The server could not complete this."))
+            }
+            ack(reply)
+        }
+    }
+
+    /// A command's argument object, with typed field access that refuses wrong types clearly.
+    struct Request: Sendable {
+        let object: JSONObject
+
+        func string(_ key: String) throws(ChatError) -> String {
+            guard let value = object[key]?.stringValue else { throw ChatError(.invalidArgument, "\(key) must be a string.") }
+            return value
+        }
+
+        func optionalString(_ key: String) throws(ChatError) -> String? {
+            guard let value = object[key], !value.isNull else { return nil }
+            guard let string = value.stringValue else { throw ChatError(.invalidArgument, "\(key) must be a string.") }
+            return string
+        }
+
+        func optionalInteger(_ key: String) throws(ChatError) -> Int? {
+            guard let value = object[key], !value.isNull else { return nil }
+            guard let number = value.intValue else { throw ChatError(.invalidArgument, "\(key) must be an integer.") }
+            return number
+        }
+    }
+}

@@ -1,0 +1,29 @@
+import ParleyCore
+import SocketIO
+
+/// Delivers the chat service's events through Socket.IO rooms: a chat room `name` is the
+/// Socket.IO room `room:name`, a connection is the room of its socket id. Each event is
+/// rendered once per audience by the native dialect and encoded once by the broadcast.
+struct SocketIOEventSink: ChatEventSink {
+    let namespace: Namespace
+
+    static func room(_ audience: Audience) -> String {
+        switch audience {
+        case .room(let name): "room:" + name
+        case .connection(let id): id.rawValue
+        }
+    }
+
+    func subscribe(_ connection: ConnectionID, to audience: Audience) {
+        namespace.adapter.addAll(connection.rawValue, rooms: [Self.room(audience)])
+    }
+
+    func unsubscribe(_ connection: ConnectionID, from audience: Audience) {
+        namespace.adapter.remove(connection.rawValue, from: Self.room(audience))
+    }
+
+    func publish(_ event: ChatEvent, to audience: Audience) {
+        let (name, payload) = NativeDialect.render(event)
+        namespace.to(Self.room(audience)).emit(name, payload)
+    }
+}

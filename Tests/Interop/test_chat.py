@@ -1,0 +1,267 @@
+"""The native chat API end to end: REST accounts, socket authentication, rooms with member
+lists and notices, messages, history, refusals and bad input, and a restart that keeps every
+acknowledged message."""
+
+import time
+
+import pytest
+import requests
+import socketio
+
+from conftest import eventually, start_parley
+
+
+def register(server, handle, password="a long password"):
+    response = requests.post(server.url + "/api/register", json={"handle": handle, "password": password}, timeout=10)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+class Chatter:
+    """A python-socketio client that records what the server pushes."""
+
+    def __init__(self, server, auth=None, transports=("websocket",)):
+        self.client = socketio.Client(reconnection=False)
+        self.messages, self.members, self.notices = [], [], []
+        self.client.on("message", lambda payload: self.messages.append(payload))
+        self.client.on("room:members", lambda payload: self.members.append(payload))
+        self.client.on("room:notice", lambda payload: self.notices.append(payload))
+        self.client.connect(server.url, auth=auth, transports=list(transports), wait_timeout=5)
+
+    def call(self, event, payload=None):
+        return self.client.call(event, payload, timeout=10)
+
+    def ok(self, event, payload=None):
+        reply = self.call(event, payload)
+        assert reply["ok"] is True, reply
+        return reply
+
+    def error(self, event, payload=None):
+        reply = self.call(event, payload)
+        assert reply["ok"] is False, reply
+        return reply["error"]["code"]
+
+    def close(self):
+        self.client.disconnect()
+
+
+def test_accounts_over_rest(parley):
+    account = register(parley, "Ada_L")
+    assert account["user"]["name"] == "Ada_L" and account["user"]["kind"] == "account"
+    assert account["user"]["id"].startswith("a_")
+    token = account["token"]
+    taken = requests.post(parley.url + "/api/register", json={"handle": "ada_l", "password": "another password"}, timeout=10)
+    assert taken.status_code == 409 and taken.json()["error"]["code"] == "handle_taken"
+    login = requests.post(parley.url + "/api/login", json={"handle": "ADA_L", "password": "a long password"}, timeout=10)
+    assert login.status_code == 200 and login.json()["user"] == account["user"]
+    wrong = requests.post(parley.url + "/api/login", json={"handle": "Ada_L", "password": "not it at all"}, timeout=10)
+    assert wrong.status_code == 401 and wrong.json()["error"]["code"] == "bad_credentials"
+    me = requests.get(parley.url + "/api/me", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert me.status_code == 200 and me.json()["user"] == account["user"]
+    assert requests.get(parley.url + "/api/me", timeout=10).status_code == 401
+    assert requests.get(parley.url + "/api/me", headers={"Authorization": "Bearer forged"}, timeout=10).status_code == 401
+    logout = requests.post(parley.url + "/api/logout", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert logout.status_code == 200
+    revoked = requests.get(parley.url + "/api/me", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert revoked.status_code == 401 and revoked.json()["error"]["code"] == "unauthorized"
+    # The login's own token still works.
+    assert requests.get(parley.url + "/api/me", headers={"Authorization": f"Bearer {login.json()['token']}"}, timeout=10).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "body,code",
+    [
+        (b"not json", "invalid_argument"),
+        (b"[1,2]", "invalid_argument"),
+        (b'{"handle": 5, "password": "long enough"}', "invalid_argument"),
+        (b'{"handle": "ok_handle"}', "invalid_argument"),
+        (b'{"handle": "a", "password": "long enough"}', "invalid_handle"),
+        (b'{"handle": "has space", "password": "long enough"}', "invalid_handle"),
+        (b'{"handle": "short_pw", "password": "short"}', "invalid_password"),
+        (b'{"handle": "\xff\xfe", "password": "long enough"}', "invalid_argument"),
+    ],
+)
+def test_register_refuses_bad_input_clearly(parley, body, code):
+    response = requests.post(parley.url + "/api/register", data=body, headers={"Content-Type": "application/json"}, timeout=10)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == code
+
+
+def test_wrong_method_on_an_api_route(parley):
+    response = requests.get(parley.url + "/api/login", timeout=10)
+    assert response.status_code == 405
+
+
+def test_socket_identity_from_token_name_or_nothing(parley):
+    token = register(parley, "grace")["token"]
+    account = Chatter(parley, auth={"token": token})
+    assert account.ok("me")["user"]["name"] == "grace"
+    assert account.ok("me")["user"]["kind"] == "account"
+    named = Chatter(parley, auth={"name": "Zoë"}, transports=("polling",))
+    assert named.ok("me")["user"] == {**named.ok("me")["user"], "name": "Zoë", "kind": "guest"}
+    anonymous = Chatter(parley)
+    generated = anonymous.ok("me")["user"]["name"]
+    assert "-" in generated and generated.replace("-", "").isalpha()
+    for chatter in (account, named, anonymous):
+        chatter.close()
+
+
+@pytest.mark.parametrize("auth,code", [({"token": "forged"}, "unauthorized"), ({"token": 42}, "unauthorized"), ({"name": ""}, "invalid_name"), ({"name": 7}, "invalid_name")])
+def test_bad_credentials_are_refused_at_connect(parley, auth, code):
+    client = socketio.Client(reconnection=False)
+    errors = []
+    client.on("connect_error", lambda data: errors.append(data))
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        client.connect(parley.url, auth=auth, transports=["websocket"], wait_timeout=3)
+    eventually(lambda: errors)
+    assert errors[0]["data"]["code"] == code
+    assert errors[0]["message"]
+    client.disconnect()
+
+
+def test_a_revoked_token_is_refused_at_connect(parley):
+    token = register(parley, "revoked_one")["token"]
+    requests.post(parley.url + "/api/logout", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    client = socketio.Client(reconnection=False)
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        client.connect(parley.url, auth={"token": token}, transports=["websocket"], wait_timeout=3)
+    client.disconnect()
+
+
+def test_a_guest_and_two_accounts_chat_in_a_room(parley):
+    ada = Chatter(parley, auth={"token": register(parley, "ada")["token"]})
+    bob = Chatter(parley, auth={"token": register(parley, "bob")["token"]}, transports=("polling",))
+    guest = Chatter(parley, auth={"name": "visitor"}, transports=("polling", "websocket"))
+    elsewhere = Chatter(parley, auth={"name": "elsewhere"})
+    try:
+        joined = ada.ok("room:join", {"room": "lobby"})
+        assert joined["room"]["name"] == "lobby"
+        assert [m["name"] for m in joined["members"]] == ["ada"]
+        bob.ok("room:join", {"room": "lobby"})
+        guest.ok("room:join", {"room": "lobby"})
+        elsewhere.ok("room:join", {"room": "other"})
+        eventually(lambda: ada.members and [m["name"] for m in ada.members[-1]["members"]] == ["ada", "bob", "visitor"])
+        eventually(lambda: [n["text"] for n in ada.notices] == ["ada joined", "bob joined", "visitor joined"])
+        assert {m["kind"] for m in ada.members[-1]["members"]} == {"account", "guest"}
+        # Someone else with a name already present is refused.
+        impostor = Chatter(parley, auth={"name": "ADA"})
+        assert impostor.error("room:join", {"room": "lobby"}) == "name_taken"
+        impostor.close()
+        # Messages: acked with their stored id, delivered to everyone in the room.
+        sent = ada.ok("message:send", {"room": "lobby", "text": "hello, lobby", "clientId": "ada-1"})["message"]
+        assert sent["text"] == "hello, lobby" and sent["from"]["name"] == "ada" and sent["clientId"] == "ada-1"
+        assert isinstance(sent["id"], int) and sent["sentAt"] > 1_700_000_000_000
+        guest.ok("message:send", {"room": "lobby", "text": "hi from a guest"})
+        for chatter in (ada, bob, guest):
+            eventually(lambda chatter=chatter: len(chatter.messages) == 2)
+            assert [m["text"] for m in chatter.messages] == ["hello, lobby", "hi from a guest"]
+        # A retried send with the same client id is the same message, delivered once.
+        again = ada.ok("message:send", {"room": "lobby", "text": "hello, lobby", "clientId": "ada-1"})["message"]
+        assert again["id"] == sent["id"]
+        time.sleep(0.3)
+        assert len(bob.messages) == 2
+        # Nobody outside the room saw anything.
+        assert elsewhere.messages == [] and all(m["room"] == "other" for m in elsewhere.members)
+        # Leaving: a notice and a new member list.
+        guest.ok("room:leave", {"room": "lobby"})
+        eventually(lambda: ada.notices[-1]["text"] == "visitor left")
+        eventually(lambda: [m["name"] for m in ada.members[-1]["members"]] == ["ada", "bob"])
+        bob.close()
+        eventually(lambda: ada.notices[-1]["text"] == "bob left")
+    finally:
+        for chatter in (ada, guest, elsewhere):
+            chatter.close()
+
+
+def test_history_is_paged_and_for_members_only(parley):
+    token = register(parley, "historian")["token"]
+    writer = Chatter(parley, auth={"token": token})
+    writer.ok("room:join", {"room": "archive"})
+    ids = [writer.ok("message:send", {"room": "archive", "text": f"entry {i}"})["message"]["id"] for i in range(7)]
+    page = writer.ok("history:get", {"room": "archive", "limit": 3})
+    assert [m["text"] for m in page["messages"]] == ["entry 4", "entry 5", "entry 6"] and page["more"] is True
+    older = writer.ok("history:get", {"room": "archive", "before": page["messages"][0]["id"], "limit": 10})
+    assert [m["id"] for m in older["messages"]] == ids[:4] and older["more"] is False
+    outsider = Chatter(parley, auth={"name": "outsider"})
+    assert outsider.error("history:get", {"room": "archive"}) == "not_a_member"
+    assert outsider.error("room:members", {"room": "archive"}) == "not_a_member"
+    assert outsider.error("message:send", {"room": "archive", "text": "let me in"}) == "not_a_member"
+    outsider.close()
+    writer.close()
+    # The account is still a member after disconnecting: it reads history from a new connection.
+    back = Chatter(parley, auth={"token": token})
+    assert [m["text"] for m in back.ok("history:get", {"room": "archive", "limit": 1})["messages"]] == ["entry 6"]
+    back.close()
+
+
+@pytest.mark.parametrize(
+    "event,payload,code",
+    [
+        ("room:join", None, "invalid_argument"),
+        ("room:join", "lobby", "invalid_argument"),
+        ("room:join", {"room": 5}, "invalid_argument"),
+        ("room:join", {"room": ""}, "invalid_room_name"),
+        ("room:join", {"room": "x" * 65}, "invalid_room_name"),
+        ("room:join", {"room": "bad/name"}, "invalid_room_name"),
+        ("room:leave", {"room": "never-joined"}, "not_a_member"),
+        ("message:send", {"room": "lobby"}, "invalid_argument"),
+        ("message:send", {"room": "lobby", "text": ["x"]}, "invalid_argument"),
+        ("message:send", {"room": "lobby", "text": ""}, "empty_message"),
+        ("message:send", {"room": "lobby", "text": "x" * 4001}, "message_too_long"),
+        ("message:send", {"room": "lobby", "text": "ok", "clientId": 3}, "invalid_argument"),
+        ("history:get", {"room": "lobby", "limit": "ten"}, "invalid_argument"),
+        ("history:get", {"room": "lobby", "limit": 1000}, "invalid_argument"),
+        ("history:get", {"room": "lobby", "before": 1.5}, "invalid_argument"),
+    ],
+)
+def test_bad_input_to_every_event_gets_a_clear_error(parley, event, payload, code):
+    chatter = Chatter(parley, auth={"name": "tester"})
+    try:
+        if event in ("message:send", "history:get"):
+            chatter.ok("room:join", {"room": "lobby"})
+        assert chatter.error(event, payload) == code
+        # The connection is still fine afterwards.
+        assert chatter.ok("me")["user"]["name"] == "tester"
+    finally:
+        chatter.close()
+
+
+def test_a_restart_loses_no_acknowledged_message():
+    server = start_parley()
+    token = register(server, "durable")["token"]
+    chatter = Chatter(server, auth={"token": token})
+    chatter.ok("room:join", {"room": "journal"})
+    acked = [chatter.ok("message:send", {"room": "journal", "text": f"note {i}", "clientId": f"n{i}"})["message"]["id"] for i in range(20)]
+    chatter.close()
+    assert server.stop() == 0
+    restarted = start_parley(database=server.database)
+    try:
+        back = Chatter(restarted, auth={"token": token})
+        history = back.ok("history:get", {"room": "journal", "limit": 50})
+        assert [m["id"] for m in history["messages"]] == acked
+        # A retry after the restart is still recognised.
+        assert back.ok("room:join", {"room": "journal"})
+        assert back.ok("message:send", {"room": "journal", "text": "note 0", "clientId": "n0"})["message"]["id"] == acked[0]
+        back.close()
+    finally:
+        restarted.stop()
+
+
+def test_the_protocol_document_example_runs():
+    """docs/PROTOCOL.md's python-socketio example, run as written against a fresh server."""
+    import re
+    import subprocess
+    import sys
+    from conftest import ROOT
+
+    server = start_parley()
+    try:
+        register(server, "ada", password="correct horse battery")
+        example = re.search(r"```python\n(.*?)```", (ROOT / "docs" / "PROTOCOL.md").read_text(), re.S).group(1)
+        script = example.replace("http://localhost:3000", server.url) + "\nsio.sleep(0.5)\nsio.disconnect()\n"
+        result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30)
+        assert result.returncode == 0, result.stderr
+        assert "ada: hello" in result.stdout
+        assert "'ok': True" in result.stdout
+    finally:
+        server.stop()
