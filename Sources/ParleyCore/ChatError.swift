@@ -30,6 +30,18 @@ public struct ChatError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let messageTooLong = Code(rawValue: "message_too_long")
         /// An argument of the wrong type or shape.
         public static let invalidArgument = Code(rawValue: "invalid_argument")
+        /// Only accounts can do this (friends, direct messages).
+        public static let accountRequired = Code(rawValue: "account_required")
+        /// No account has that handle.
+        public static let unknownUser = Code(rawValue: "unknown_user")
+        /// The request cannot be made; deliberately says no more (blocks are not disclosed).
+        public static let refused = Code(rawValue: "refused")
+        /// The two accounts are already friends.
+        public static let alreadyFriends = Code(rawValue: "already_friends")
+        /// No pending request from that account.
+        public static let noRequest = Code(rawValue: "no_request")
+        /// Direct messages need an accepted friendship.
+        public static let notFriends = Code(rawValue: "not_friends")
         /// The server failed; nothing was changed.
         public static let internalError = Code(rawValue: "internal_error")
     }

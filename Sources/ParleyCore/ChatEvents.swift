@@ -10,6 +10,8 @@ public enum Audience: Sendable, Hashable {
     case room(String)
     /// One connection.
     case connection(ConnectionID)
+    /// Every connection of an account.
+    case user(UserID)
 }
 
 /// Something that happened, for the transport to render and deliver.
@@ -20,6 +22,12 @@ public enum ChatEvent: Sendable, Hashable {
     case members(room: String, members: [Identity])
     /// Someone arrived in or left a room.
     case notice(room: String, kind: NoticeKind, who: Identity)
+    /// A direct message from its sender to `to`.
+    case direct(StoredMessage, to: Identity)
+    /// A friend request from `from`.
+    case friendRequest(from: Identity)
+    /// The friendship with `user` changed (accepted, or rejected for its sender).
+    case friendship(user: Identity, status: FriendStatus)
 }
 
 /// The kind of a room notice.

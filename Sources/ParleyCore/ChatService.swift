@@ -21,9 +21,9 @@ public struct ChatConfiguration: Sendable {
 /// of sockets or SQL.
 public final class ChatService: Sendable {
     public let configuration: ChatConfiguration
-    private let store: any ChatStore
-    private let sink: any ChatEventSink
-    private let clock: @Sendable () -> Timestamp
+    let store: any ChatStore
+    let sink: any ChatEventSink
+    let clock: @Sendable () -> Timestamp
     private let logger: Logger
     private let presence = Mutex(Presence())
 
@@ -174,13 +174,7 @@ public final class ChatService: Sendable {
         _ text: String, to room: String, clientID: String?, from identity: Identity, on connection: ConnectionID
     ) async throws(ChatError) -> StoredMessage {
         let name = try Names.roomName(room)
-        guard !text.trimmingWhitespace.isEmpty else { throw ChatError(.emptyMessage, "A message cannot be empty.") }
-        guard text.count <= configuration.maxMessageLength else {
-            throw ChatError(.messageTooLong, "A message has at most \(configuration.maxMessageLength) characters.")
-        }
-        if let clientID, clientID.isEmpty || clientID.count > 64 {
-            throw ChatError(.invalidArgument, "clientId has 1 to 64 characters.")
-        }
+        try validate(text: text, clientID: clientID)
         guard presence.withLock({ $0.contains(connection, in: name) }) else {
             throw ChatError(.notMember, "Join \(name) before writing to it.")
         }
@@ -190,6 +184,26 @@ public final class ChatService: Sendable {
         return stored
     }
 
+    /// Checks a message's text and client id.
+    func validate(text: String, clientID: String?) throws(ChatError) {
+        guard !text.trimmingWhitespace.isEmpty else { throw ChatError(.emptyMessage, "A message cannot be empty.") }
+        guard text.count <= configuration.maxMessageLength else {
+            throw ChatError(.messageTooLong, "A message has at most \(configuration.maxMessageLength) characters.")
+        }
+        if let clientID, clientID.isEmpty || clientID.count > 64 {
+            throw ChatError(.invalidArgument, "clientId has 1 to 64 characters.")
+        }
+    }
+
+    /// The page size asked for, checked (50 when `nil`).
+    func pageLimit(_ limit: Int?) throws(ChatError) -> Int {
+        let limit = limit ?? 50
+        guard (1...configuration.maxHistoryPage).contains(limit) else {
+            throw ChatError(.invalidArgument, "limit is between 1 and \(configuration.maxHistoryPage).")
+        }
+        return limit
+    }
+
     /// A page of a room's history, oldest first: up to `limit` messages before the message id
     /// `before` (the newest when `nil`), and whether older ones remain. Only for a connection in
     /// the room or an account that is a member.
@@ -197,10 +211,7 @@ public final class ChatService: Sendable {
         of room: String, before: Int64?, limit: Int?, for identity: Identity, on connection: ConnectionID
     ) async throws(ChatError) -> (messages: [StoredMessage], more: Bool) {
         let name = try Names.roomName(room)
-        let limit = limit ?? 50
-        guard (1...configuration.maxHistoryPage).contains(limit) else {
-            throw ChatError(.invalidArgument, "limit is between 1 and \(configuration.maxHistoryPage).")
-        }
+        let limit = try pageLimit(limit)
         var allowed = presence.withLock { $0.contains(connection, in: name) }
         if !allowed, identity.isAccount {
             allowed = try await storage { try await store.isMember(room: name, user: identity.id) }
@@ -214,7 +225,7 @@ public final class ChatService: Sendable {
 
     /// Runs a store operation; a ``ChatError`` passes through, anything else is logged and
     /// reported as an internal error.
-    private func storage<T>(_ operation: () async throws -> T) async throws(ChatError) -> T {
+    func storage<T>(_ operation: () async throws -> T) async throws(ChatError) -> T {
         do {
             return try await operation()
         } catch let error as ChatError {

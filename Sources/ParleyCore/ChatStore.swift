@@ -29,6 +29,23 @@ public protocol ChatStore: Sendable {
     /// Whether an account belongs to a room.
     func isMember(room: String, user: UserID) async throws -> Bool
 
+    /// The latest friend request between two accounts, either way round.
+    func friendRequest(between a: UserID, and b: UserID) async throws -> FriendRequest?
+    /// Replaces whatever request stood between the two accounts with `request`.
+    func saveFriendRequest(_ request: FriendRequest) async throws
+    /// Removes any request between the two accounts (a block ends a friendship).
+    func deleteFriendRequest(between a: UserID, and b: UserID) async throws
+    /// Every request that involves `user`, sent or received, in any status.
+    func friendRequests(of user: UserID) async throws -> [FriendRequest]
+    /// Records that `blocker` blocks `blocked` (idempotent).
+    func block(_ blocked: UserID, by blocker: UserID) async throws
+    /// Lifts a block.
+    func unblock(_ blocked: UserID, by blocker: UserID) async throws
+    /// Whether `blocker` blocks `blocked`.
+    func isBlocked(_ blocked: UserID, by blocker: UserID) async throws -> Bool
+    /// The accounts `blocker` blocks.
+    func blocked(by blocker: UserID) async throws -> [UserID]
+
     /// Stores a message, unless the same sender already stored one with the same client id:
     /// then returns that one with `inserted == false`.
     func insertMessage(_ message: NewMessage) async throws -> (message: StoredMessage, inserted: Bool)

@@ -11,6 +11,13 @@ public final class InMemoryChatStore: ChatStore {
         var messages: [ConversationKey: [StoredMessage]] = [:]
         var clientIDs: [ClientKey: StoredMessage] = [:]
         var nextMessageID: Int64 = 1
+        var friendRequests: [Set<UserID>: FriendRequest] = [:]
+        var blocks: Set<Block> = []
+    }
+
+    private struct Block: Hashable {
+        let blocker: UserID
+        let blocked: UserID
     }
 
     private struct Pair: Hashable {
@@ -77,6 +84,40 @@ public final class InMemoryChatStore: ChatStore {
 
     public func isMember(room: String, user: UserID) async throws -> Bool {
         tables.withLock { $0.members.contains(Pair(room: room, user: user)) }
+    }
+
+    public func friendRequest(between a: UserID, and b: UserID) async throws -> FriendRequest? {
+        tables.withLock { $0.friendRequests[[a, b]] }
+    }
+
+    public func saveFriendRequest(_ request: FriendRequest) async throws {
+        tables.withLock { $0.friendRequests[[request.from, request.to]] = request }
+    }
+
+    public func deleteFriendRequest(between a: UserID, and b: UserID) async throws {
+        tables.withLock { _ = $0.friendRequests.removeValue(forKey: [a, b]) }
+    }
+
+    public func friendRequests(of user: UserID) async throws -> [FriendRequest] {
+        tables.withLock { tables in
+            tables.friendRequests.values.filter { $0.from == user || $0.to == user }.sorted { ($0.updatedAt, $0.from, $0.to) < ($1.updatedAt, $1.from, $1.to) }
+        }
+    }
+
+    public func block(_ blocked: UserID, by blocker: UserID) async throws {
+        tables.withLock { _ = $0.blocks.insert(Block(blocker: blocker, blocked: blocked)) }
+    }
+
+    public func unblock(_ blocked: UserID, by blocker: UserID) async throws {
+        tables.withLock { _ = $0.blocks.remove(Block(blocker: blocker, blocked: blocked)) }
+    }
+
+    public func isBlocked(_ blocked: UserID, by blocker: UserID) async throws -> Bool {
+        tables.withLock { $0.blocks.contains(Block(blocker: blocker, blocked: blocked)) }
+    }
+
+    public func blocked(by blocker: UserID) async throws -> [UserID] {
+        tables.withLock { tables in tables.blocks.filter { $0.blocker == blocker }.map(\.blocked).sorted() }
     }
 
     public func insertMessage(_ message: NewMessage) async throws -> (message: StoredMessage, inserted: Bool) {

@@ -36,13 +36,57 @@ public struct Room: Sendable, Hashable {
     }
 }
 
-/// Where messages are posted: a room, for now.
+/// Where messages are posted: a room, or the direct conversation of two accounts.
 public struct ConversationKey: RawRepresentable, Sendable, Hashable {
     public let rawValue: String
     public init(rawValue: String) { self.rawValue = rawValue }
 
     /// The conversation of the room `name`.
     public static func room(_ name: String) -> ConversationKey { ConversationKey(rawValue: "room:" + name) }
+
+    /// The direct conversation of two accounts (the same whichever way round).
+    public static func direct(_ a: UserID, _ b: UserID) -> ConversationKey {
+        let (low, high) = a < b ? (a, b) : (b, a)
+        return ConversationKey(rawValue: "dm:\(low.rawValue)|\(high.rawValue)")
+    }
+
+    /// The room's name, if this is a room conversation.
+    public var roomName: String? {
+        rawValue.hasPrefix("room:") ? String(rawValue.dropFirst(5)) : nil
+    }
+
+    /// The two accounts, if this is a direct conversation.
+    public var participants: (UserID, UserID)? {
+        guard rawValue.hasPrefix("dm:") else { return nil }
+        let parts = rawValue.dropFirst(3).split(separator: "|")
+        guard parts.count == 2 else { return nil }
+        return (UserID(rawValue: String(parts[0])), UserID(rawValue: String(parts[1])))
+    }
+}
+
+/// Where a friend request stands.
+public enum FriendStatus: String, Sendable, Hashable {
+    /// Sent, not yet answered.
+    case pending
+    /// Accepted: the two are friends.
+    case accepted
+    /// Refused; a new request may be sent.
+    case rejected
+}
+
+/// A friend request from one account to another, as stored.
+public struct FriendRequest: Sendable, Hashable {
+    public let from: UserID
+    public let to: UserID
+    public let status: FriendStatus
+    public let updatedAt: Timestamp
+
+    public init(from: UserID, to: UserID, status: FriendStatus, updatedAt: Timestamp) {
+        self.from = from
+        self.to = to
+        self.status = status
+        self.updatedAt = updatedAt
+    }
 }
 
 /// A message to store.

@@ -30,6 +30,7 @@ enum NativeChat {
         namespace.onConnection { socket in
             guard let identity = identity(of: socket) else { return }
             let connection = ConnectionID(rawValue: socket.id)
+            service.connected(identity, on: connection)
             socket.onDisconnect { _ in service.disconnected(connection) }
 
             socket.on("me") { _, ack in
@@ -56,11 +57,42 @@ enum NativeChat {
                 return ["message": NativeDialect.message(stored)]
             }
             command(socket, "history:get") { request in
-                let page = try await service.history(
-                    of: try request.string("room"), before: try request.optionalInteger("before").map(Int64.init),
-                    limit: try request.optionalInteger("limit"), for: identity, on: connection
+                let before = try request.optionalInteger("before").map(Int64.init)
+                let limit = try request.optionalInteger("limit")
+                if let handle = try request.optionalString("with") {
+                    let page = try await service.directHistory(with: handle, before: before, limit: limit, for: identity)
+                    return ["messages": .array(page.messages.map { NativeDialect.message($0) }), "more": .bool(page.more)]
+                }
+                let page = try await service.history(of: try request.string("room"), before: before, limit: limit, for: identity, on: connection)
+                return ["messages": .array(page.messages.map { NativeDialect.message($0) }), "more": .bool(page.more)]
+            }
+            command(socket, "dm:send") { request in
+                let (stored, recipient) = try await service.sendDirect(
+                    try request.string("text"), to: try request.string("to"),
+                    clientID: try request.optionalString("clientId"), from: identity
                 )
-                return ["messages": .array(page.messages.map(NativeDialect.message)), "more": .bool(page.more)]
+                return ["message": NativeDialect.message(stored, to: recipient)]
+            }
+            command(socket, "friend:request") { request in
+                ["status": .string(try await service.requestFriend(try request.string("handle"), from: identity).rawValue)]
+            }
+            command(socket, "friend:accept") { request in
+                ["user": NativeDialect.user(try await service.acceptFriend(try request.string("handle"), by: identity))]
+            }
+            command(socket, "friend:reject") { request in
+                try await service.rejectFriend(try request.string("handle"), by: identity)
+                return [:]
+            }
+            command(socket, "friend:list") { _ in
+                NativeDialect.friends(try await service.friends(of: identity))
+            }
+            command(socket, "block") { request in
+                try await service.block(try request.string("handle"), by: identity)
+                return [:]
+            }
+            command(socket, "unblock") { request in
+                try await service.unblock(try request.string("handle"), by: identity)
+                return [:]
             }
         }
     }

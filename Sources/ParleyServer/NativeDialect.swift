@@ -7,16 +7,23 @@ enum NativeDialect {
         ["id": .string(identity.id.rawValue), "name": .string(identity.name), "kind": .string(identity.kind.rawValue)]
     }
 
-    static func message(_ message: StoredMessage) -> JSONValue {
-        var object: JSONObject = [
-            "id": .number(Double(message.id)),
-            "room": .string(String(message.conversation.rawValue.dropFirst("room:".count))),
-            "from": user(message.sender),
-            "text": .string(message.text),
-            "sentAt": .number(Double(message.sentAt)),
-        ]
+    /// A room message has `room`; a direct message has `to` (the recipient) instead.
+    static func message(_ message: StoredMessage, to recipient: Identity? = nil) -> JSONValue {
+        var object: JSONObject = ["id": .number(Double(message.id))]
+        if let room = message.conversation.roomName { object["room"] = .string(room) }
+        object["from"] = user(message.sender)
+        if let recipient { object["to"] = user(recipient) }
+        object["text"] = .string(message.text)
+        object["sentAt"] = .number(Double(message.sentAt))
         if let clientID = message.clientID { object["clientId"] = .string(clientID) }
         return .object(object)
+    }
+
+    static func friends(_ list: FriendList) -> JSONObject {
+        [
+            "friends": .array(list.friends.map(user)), "incoming": .array(list.incoming.map(user)),
+            "outgoing": .array(list.outgoing.map(user)), "blocked": .array(list.blocked.map(user)),
+        ]
     }
 
     static func room(_ room: Room) -> JSONValue {
@@ -37,6 +44,12 @@ enum NativeDialect {
         case .notice(let room, let kind, let who):
             let text = "\(who.name) \(kind == .joined ? "joined" : "left")"
             return ("room:notice", ["room": .string(room), "kind": .string(kind.rawValue), "user": user(who), "text": .string(text)])
+        case .direct(let stored, let recipient):
+            return ("dm", message(stored, to: recipient))
+        case .friendRequest(let from):
+            return ("friend:request", ["from": user(from)])
+        case .friendship(let other, let status):
+            return ("friend:update", ["user": user(other), "status": .string(status.rawValue)])
         }
     }
 

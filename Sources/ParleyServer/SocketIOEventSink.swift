@@ -2,7 +2,8 @@ import ParleyCore
 import SocketIO
 
 /// Delivers the chat service's events through Socket.IO rooms: a chat room `name` is the
-/// Socket.IO room `room:name`, a connection is the room of its socket id. Each event is
+/// Socket.IO room `room:name`, an account is `user:id`, a connection is the room of its socket
+/// id. Each event is
 /// rendered once per audience by the native dialect and encoded once by the broadcast.
 struct SocketIOEventSink: ChatEventSink {
     let namespace: Namespace
@@ -11,6 +12,7 @@ struct SocketIOEventSink: ChatEventSink {
         switch audience {
         case .room(let name): "room:" + name
         case .connection(let id): id.rawValue
+        case .user(let id): "user:" + id.rawValue
         }
     }
 

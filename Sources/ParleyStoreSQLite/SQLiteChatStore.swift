@@ -76,7 +76,102 @@ public final class SQLiteChatStore: ChatStore {
                 CREATE UNIQUE INDEX message_by_client_id ON message(sender_id, client_id) WHERE client_id IS NOT NULL;
                 """)
         }
+        migrator.registerMigration("2026-11-22-friends-blocks") { db in
+            try db.execute(sql: """
+                CREATE TABLE friend_request (
+                    user_low TEXT NOT NULL,
+                    user_high TEXT NOT NULL,
+                    from_id TEXT NOT NULL,
+                    to_id TEXT NOT NULL,
+                    status TEXT NOT NULL,
+                    updated_at INTEGER NOT NULL,
+                    PRIMARY KEY (user_low, user_high)
+                );
+                CREATE INDEX friend_request_by_high ON friend_request(user_high);
+                CREATE TABLE block (
+                    blocker TEXT NOT NULL,
+                    blocked TEXT NOT NULL,
+                    PRIMARY KEY (blocker, blocked)
+                );
+                """)
+        }
         return migrator
+    }
+
+    // MARK: Friends and blocks
+
+    private static func pair(_ a: UserID, _ b: UserID) -> (String, String) {
+        a < b ? (a.rawValue, b.rawValue) : (b.rawValue, a.rawValue)
+    }
+
+    public func friendRequest(between a: UserID, and b: UserID) async throws -> FriendRequest? {
+        let (low, high) = Self.pair(a, b)
+        return try await database.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM friend_request WHERE user_low = ? AND user_high = ?", arguments: [low, high])
+                .map(Self.friendRequest)
+        }
+    }
+
+    public func saveFriendRequest(_ request: FriendRequest) async throws {
+        let (low, high) = Self.pair(request.from, request.to)
+        try await database.write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO friend_request (user_low, user_high, from_id, to_id, status, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+                    ON CONFLICT(user_low, user_high) DO UPDATE SET
+                        from_id = excluded.from_id, to_id = excluded.to_id, status = excluded.status, updated_at = excluded.updated_at
+                    """,
+                arguments: [low, high, request.from.rawValue, request.to.rawValue, request.status.rawValue, request.updatedAt]
+            )
+        }
+    }
+
+    public func deleteFriendRequest(between a: UserID, and b: UserID) async throws {
+        let (low, high) = Self.pair(a, b)
+        try await database.write { db in
+            try db.execute(sql: "DELETE FROM friend_request WHERE user_low = ? AND user_high = ?", arguments: [low, high])
+        }
+    }
+
+    public func friendRequests(of user: UserID) async throws -> [FriendRequest] {
+        try await database.read { db in
+            try Row.fetchAll(
+                db,
+                sql: "SELECT * FROM friend_request WHERE user_low = ? OR user_high = ? ORDER BY updated_at, from_id, to_id",
+                arguments: [user.rawValue, user.rawValue]
+            ).map(Self.friendRequest)
+        }
+    }
+
+    private static func friendRequest(_ row: Row) -> FriendRequest {
+        FriendRequest(
+            from: UserID(rawValue: row["from_id"]), to: UserID(rawValue: row["to_id"]),
+            status: FriendStatus(rawValue: row["status"]) ?? .rejected, updatedAt: row["updated_at"]
+        )
+    }
+
+    public func block(_ blocked: UserID, by blocker: UserID) async throws {
+        try await database.write { db in
+            try db.execute(sql: "INSERT OR IGNORE INTO block (blocker, blocked) VALUES (?, ?)", arguments: [blocker.rawValue, blocked.rawValue])
+        }
+    }
+
+    public func unblock(_ blocked: UserID, by blocker: UserID) async throws {
+        try await database.write { db in
+            try db.execute(sql: "DELETE FROM block WHERE blocker = ? AND blocked = ?", arguments: [blocker.rawValue, blocked.rawValue])
+        }
+    }
+
+    public func isBlocked(_ blocked: UserID, by blocker: UserID) async throws -> Bool {
+        try await database.read { db in
+            try Bool.fetchOne(db, sql: "SELECT 1 FROM block WHERE blocker = ? AND blocked = ?", arguments: [blocker.rawValue, blocked.rawValue]) ?? false
+        }
+    }
+
+    public func blocked(by blocker: UserID) async throws -> [UserID] {
+        try await database.read { db in
+            try String.fetchAll(db, sql: "SELECT blocked FROM block WHERE blocker = ? ORDER BY blocked", arguments: [blocker.rawValue]).map(UserID.init)
+        }
     }
 
     // MARK: Accounts and sessions

@@ -26,6 +26,10 @@ class Chatter:
         self.client.on("message", lambda payload: self.messages.append(payload))
         self.client.on("room:members", lambda payload: self.members.append(payload))
         self.client.on("room:notice", lambda payload: self.notices.append(payload))
+        self.dms, self.friend_events = [], []
+        self.client.on("dm", lambda payload: self.dms.append(payload))
+        self.client.on("friend:request", lambda payload: self.friend_events.append(("request", payload)))
+        self.client.on("friend:update", lambda payload: self.friend_events.append(("update", payload)))
         self.client.connect(server.url, auth=auth, transports=list(transports), wait_timeout=5)
 
     def call(self, event, payload=None):
@@ -265,3 +269,54 @@ def test_the_protocol_document_example_runs():
         assert "'ok': True" in result.stdout
     finally:
         server.stop()
+
+
+def test_two_accounts_become_friends_and_write_while_a_third_is_refused(parley):
+    ada = Chatter(parley, auth={"token": register(parley, "dm_ada")["token"]})
+    ada_phone = Chatter(parley, auth={"token": requests.post(parley.url + "/api/login", json={"handle": "dm_ada", "password": "a long password"}, timeout=10).json()["token"]}, transports=("polling",))
+    bob = Chatter(parley, auth={"token": register(parley, "dm_bob")["token"]})
+    eve = Chatter(parley, auth={"token": register(parley, "dm_eve")["token"]})
+    guest = Chatter(parley, auth={"name": "dm_guest"})
+    try:
+        assert ada.ok("friend:request", {"handle": "DM_BOB"})["status"] == "pending"
+        eventually(lambda: bob.friend_events)
+        assert bob.friend_events[0] == ("request", {"from": ada.ok("me")["user"]})
+        assert [u["name"] for u in bob.ok("friend:list", {})["incoming"]] == ["dm_ada"]
+        assert ada.error("dm:send", {"to": "dm_bob", "text": "too early"}) == "not_friends"
+        accepted = bob.ok("friend:accept", {"handle": "dm_ada"})
+        assert accepted["user"]["name"] == "dm_ada"
+        eventually(lambda: ada.friend_events)
+        assert ada.friend_events[0][1]["status"] == "accepted" and ada.friend_events[0][1]["user"]["name"] == "dm_bob"
+        assert [u["name"] for u in ada.ok("friend:list", {})["friends"]] == ["dm_bob"]
+        # Direct messages reach both of Ada's connections and Bob, nobody else.
+        sent = ada.ok("dm:send", {"to": "dm_bob", "text": "hello bob", "clientId": "x1"})["message"]
+        assert sent["to"]["name"] == "dm_bob" and "room" not in sent
+        bob.ok("dm:send", {"to": "dm_ada", "text": "hello ada"})
+        for chatter in (ada, ada_phone, bob):
+            eventually(lambda chatter=chatter: len(chatter.dms) == 2)
+            assert [m["text"] for m in chatter.dms] == ["hello bob", "hello ada"]
+        assert ada.ok("dm:send", {"to": "dm_bob", "text": "hello bob", "clientId": "x1"})["message"]["id"] == sent["id"]
+        history = bob.ok("history:get", {"with": "dm_ada"})
+        assert [m["text"] for m in history["messages"]] == ["hello bob", "hello ada"]
+        # Eve is refused everywhere, and saw nothing.
+        assert eve.error("dm:send", {"to": "dm_ada", "text": "psst"}) == "not_friends"
+        assert eve.error("history:get", {"with": "dm_ada"}) == "not_friends"
+        assert guest.error("friend:request", {"handle": "dm_ada"}) == "account_required"
+        assert guest.error("dm:send", {"to": "dm_ada", "text": "hi"}) == "account_required"
+        assert eve.error("friend:request", {"handle": "nobody_here"}) == "unknown_user"
+        time.sleep(0.3)
+        assert eve.dms == [] and guest.dms == []
+        # A block: Eve's later request gets only a generic refusal; Ada's friendship with Bob ends.
+        ada.ok("block", {"handle": "dm_eve"})
+        assert eve.error("friend:request", {"handle": "dm_ada"}) == "refused"
+        ada.ok("block", {"handle": "dm_bob"})
+        assert bob.error("dm:send", {"to": "dm_ada", "text": "still there?"}) == "not_friends"
+        assert [u["name"] for u in ada.ok("friend:list", {})["blocked"]] == ["dm_bob", "dm_eve"]
+        # Rejection lets a new request be sent.
+        ada.ok("unblock", {"handle": "dm_eve"})
+        eve.ok("friend:request", {"handle": "dm_ada"})
+        ada.ok("friend:reject", {"handle": "dm_eve"})
+        assert eve.ok("friend:request", {"handle": "dm_ada"})["status"] == "pending"
+    finally:
+        for chatter in (ada, ada_phone, bob, eve, guest):
+            chatter.close()

@@ -1,0 +1,170 @@
+/// Friends, blocks and direct messages: accounts only.
+public struct FriendList: Sendable, Hashable {
+    /// Accepted friends.
+    public var friends: [Identity] = []
+    /// Requests waiting for this account's answer.
+    public var incoming: [Identity] = []
+    /// Requests this account sent, not answered yet.
+    public var outgoing: [Identity] = []
+    /// Accounts this account blocks.
+    public var blocked: [Identity] = []
+}
+
+extension ChatService {
+    /// A connection of `identity` opened: an account's connections receive what is addressed to
+    /// the account (direct messages, friend requests).
+    public func connected(_ identity: Identity, on connection: ConnectionID) {
+        if identity.isAccount { sink.subscribe(connection, to: .user(identity.id)) }
+    }
+
+    private func requireAccount(_ identity: Identity) throws(ChatError) {
+        guard identity.isAccount else { throw ChatError(.accountRequired, "Only accounts can have friends and direct messages.") }
+    }
+
+    /// The account with this handle.
+    func account(handle: String) async throws(ChatError) -> Account {
+        let unknown = ChatError(.unknownUser, "No account has that handle.")
+        guard let (_, key) = try? Names.handle(handle) else { throw unknown }
+        guard let account = try await storage({ try await store.account(handleKey: key) }) else { throw unknown }
+        return account
+    }
+
+    private func blockedEitherWay(_ a: UserID, _ b: UserID) async throws(ChatError) -> Bool {
+        if try await storage({ try await store.isBlocked(a, by: b) }) { return true }
+        return try await storage { try await store.isBlocked(b, by: a) }
+    }
+
+    /// Asks `handle` to be friends. A request crossing one from them accepts it at once.
+    /// Returns the friendship's status afterwards (`pending` or `accepted`).
+    public func requestFriend(_ handle: String, from identity: Identity) async throws(ChatError) -> FriendStatus {
+        try requireAccount(identity)
+        let target = try await account(handle: handle)
+        guard target.id != identity.id else { throw ChatError(.invalidArgument, "You cannot befriend yourself.") }
+        guard try await !blockedEitherWay(identity.id, target.id) else {
+            throw ChatError(.refused, "This friend request cannot be sent.")
+        }
+        let existing = try await storage { try await store.friendRequest(between: identity.id, and: target.id) }
+        switch existing?.status {
+        case .accepted?:
+            throw ChatError(.alreadyFriends, "You are already friends with \(target.handle).")
+        case .pending? where existing?.from == identity.id:
+            return .pending
+        case .pending?:
+            try await settle(existing!, as: .accepted)
+            return .accepted
+        case .rejected?, nil:
+            let request = FriendRequest(from: identity.id, to: target.id, status: .pending, updatedAt: clock())
+            try await storage { try await store.saveFriendRequest(request) }
+            sink.publish(.friendRequest(from: identity), to: .user(target.id))
+            return .pending
+        }
+    }
+
+    /// Accepts the pending request from `handle`.
+    public func acceptFriend(_ handle: String, by identity: Identity) async throws(ChatError) -> Identity {
+        try await answer(handle, by: identity, with: .accepted)
+    }
+
+    /// Rejects the pending request from `handle`; it may send a new one later.
+    public func rejectFriend(_ handle: String, by identity: Identity) async throws(ChatError) {
+        _ = try await answer(handle, by: identity, with: .rejected)
+    }
+
+    private func answer(_ handle: String, by identity: Identity, with status: FriendStatus) async throws(ChatError) -> Identity {
+        try requireAccount(identity)
+        let requester = try await account(handle: handle)
+        guard let request = try await storage({ try await store.friendRequest(between: identity.id, and: requester.id) }),
+              request.status == .pending, request.to == identity.id
+        else { throw ChatError(.noRequest, "\(requester.handle) has no pending request for you.") }
+        try await settle(request, as: status)
+        return requester.identity
+    }
+
+    /// Stores the answer to a request and tells both sides (a rejection only its sender).
+    private func settle(_ request: FriendRequest, as status: FriendStatus) async throws(ChatError) {
+        let settled = FriendRequest(from: request.from, to: request.to, status: status, updatedAt: clock())
+        try await storage { try await store.saveFriendRequest(settled) }
+        guard let from = try await storage({ try await store.account(id: request.from) }),
+              let to = try await storage({ try await store.account(id: request.to) })
+        else { return }
+        sink.publish(.friendship(user: to.identity, status: status), to: .user(from.id))
+        if status == .accepted { sink.publish(.friendship(user: from.identity, status: status), to: .user(to.id)) }
+    }
+
+    /// Blocks `handle`: any friendship or request between the two ends, and the blocked account
+    /// can neither request nor message. It is not told.
+    public func block(_ handle: String, by identity: Identity) async throws(ChatError) {
+        try requireAccount(identity)
+        let target = try await account(handle: handle)
+        guard target.id != identity.id else { throw ChatError(.invalidArgument, "You cannot block yourself.") }
+        try await storage { try await store.block(target.id, by: identity.id) }
+        try await storage { try await store.deleteFriendRequest(between: identity.id, and: target.id) }
+    }
+
+    /// Lifts a block (a friendship does not come back by itself).
+    public func unblock(_ handle: String, by identity: Identity) async throws(ChatError) {
+        try requireAccount(identity)
+        let target = try await account(handle: handle)
+        try await storage { try await store.unblock(target.id, by: identity.id) }
+    }
+
+    /// The account's friends, pending requests both ways, and blocks, sorted by name.
+    public func friends(of identity: Identity) async throws(ChatError) -> FriendList {
+        try requireAccount(identity)
+        var list = FriendList()
+        for request in try await storage({ try await store.friendRequests(of: identity.id) }) {
+            let other = request.from == identity.id ? request.to : request.from
+            guard let account = try await storage({ try await store.account(id: other) }) else { continue }
+            switch request.status {
+            case .accepted: list.friends.append(account.identity)
+            case .pending where request.to == identity.id: list.incoming.append(account.identity)
+            case .pending: list.outgoing.append(account.identity)
+            case .rejected: continue
+            }
+        }
+        for blocked in try await storage({ try await store.blocked(by: identity.id) }) {
+            if let account = try await storage({ try await store.account(id: blocked) }) { list.blocked.append(account.identity) }
+        }
+        let byName: (Identity, Identity) -> Bool = { $0.name.lowercased() < $1.name.lowercased() }
+        list.friends.sort(by: byName)
+        list.incoming.sort(by: byName)
+        list.outgoing.sort(by: byName)
+        list.blocked.sort(by: byName)
+        return list
+    }
+
+    /// The friend with this handle, or a `not_friends` refusal.
+    private func friend(_ handle: String, of identity: Identity) async throws(ChatError) -> Account {
+        try requireAccount(identity)
+        let notFriends = ChatError(.notFriends, "You can only write to your friends.")
+        guard let other = try? await account(handle: handle) else { throw notFriends }
+        let request = try await storage { try await store.friendRequest(between: identity.id, and: other.id) }
+        guard request?.status == .accepted, try await !blockedEitherWay(identity.id, other.id) else { throw notFriends }
+        return other
+    }
+
+    /// Sends a direct message to a friend. Both accounts' connections receive it.
+    public func sendDirect(
+        _ text: String, to handle: String, clientID: String?, from identity: Identity
+    ) async throws(ChatError) -> (message: StoredMessage, to: Identity) {
+        try validate(text: text, clientID: clientID)
+        let other = try await friend(handle, of: identity)
+        let new = NewMessage(conversation: .direct(identity.id, other.id), sender: identity, text: text, clientID: clientID, sentAt: clock())
+        let (stored, inserted) = try await storage { try await store.insertMessage(new) }
+        if inserted {
+            sink.publish(.direct(stored, to: other.identity), to: .user(other.id))
+            sink.publish(.direct(stored, to: other.identity), to: .user(identity.id))
+        }
+        return (stored, other.identity)
+    }
+
+    /// A page of the direct conversation with a friend (see ``history(of:before:limit:for:on:)``).
+    public func directHistory(
+        with handle: String, before: Int64?, limit: Int?, for identity: Identity
+    ) async throws(ChatError) -> (messages: [StoredMessage], more: Bool) {
+        let limit = try pageLimit(limit)
+        let other = try await friend(handle, of: identity)
+        let page = try await storage { try await store.messages(in: .direct(identity.id, other.id), before: before, limit: limit + 1) }
+        return (Array(page.suffix(limit)), page.count > limit)
+    }
+}
