@@ -28,6 +28,29 @@ public enum ChatEvent: Sendable, Hashable {
     case friendRequest(from: Identity)
     /// The friendship with `user` changed (accepted, or rejected for its sender).
     case friendship(user: Identity, status: FriendStatus)
+    /// A recipient received or read a message.
+    case receipt(messageID: Int64, conversation: ConversationKey, by: Identity, status: ReceiptStatus)
+    /// Someone started or stopped typing in a conversation (never stored).
+    case typing(conversation: ConversationKey, from: Identity, isTyping: Bool)
+}
+
+/// What a receipt says.
+public enum ReceiptStatus: String, Sendable, Hashable {
+    case delivered
+    case read
+}
+
+/// How an event is delivered.
+public struct PublishOptions: Sendable, Hashable {
+    /// A connection of the audience that does not get the event (its author).
+    public var except: ConnectionID?
+    /// The event may be dropped for a connection that cannot take it at once.
+    public var volatile: Bool
+
+    public init(except: ConnectionID? = nil, volatile: Bool = false) {
+        self.except = except
+        self.volatile = volatile
+    }
 }
 
 /// The kind of a room notice.
@@ -45,6 +68,13 @@ public protocol ChatEventSink: Sendable {
     func subscribe(_ connection: ConnectionID, to audience: Audience)
     /// `connection` no longer receives what is published to `audience`.
     func unsubscribe(_ connection: ConnectionID, from audience: Audience)
-    /// Delivers `event` to every connection of `audience`.
-    func publish(_ event: ChatEvent, to audience: Audience)
+    /// Delivers `event` to every connection of `audience`, as `options` say.
+    func publish(_ event: ChatEvent, to audience: Audience, options: PublishOptions)
+}
+
+extension ChatEventSink {
+    /// Delivers `event` to every connection of `audience`, reliably.
+    public func publish(_ event: ChatEvent, to audience: Audience) {
+        publish(event, to: audience, options: PublishOptions())
+    }
 }

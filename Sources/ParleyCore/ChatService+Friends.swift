@@ -11,12 +11,6 @@ public struct FriendList: Sendable, Hashable {
 }
 
 extension ChatService {
-    /// A connection of `identity` opened: an account's connections receive what is addressed to
-    /// the account (direct messages, friend requests).
-    public func connected(_ identity: Identity, on connection: ConnectionID) {
-        if identity.isAccount { sink.subscribe(connection, to: .user(identity.id)) }
-    }
-
     private func requireAccount(_ identity: Identity) throws(ChatError) {
         guard identity.isAccount else { throw ChatError(.accountRequired, "Only accounts can have friends and direct messages.") }
     }
@@ -134,7 +128,7 @@ extension ChatService {
     }
 
     /// The friend with this handle, or a `not_friends` refusal.
-    private func friend(_ handle: String, of identity: Identity) async throws(ChatError) -> Account {
+    func friend(_ handle: String, of identity: Identity) async throws(ChatError) -> Account {
         try requireAccount(identity)
         let notFriends = ChatError(.notFriends, "You can only write to your friends.")
         guard let other = try? await account(handle: handle) else { throw notFriends }
@@ -150,7 +144,7 @@ extension ChatService {
         try validate(text: text, clientID: clientID)
         let other = try await friend(handle, of: identity)
         let new = NewMessage(conversation: .direct(identity.id, other.id), sender: identity, text: text, clientID: clientID, sentAt: clock())
-        let (stored, inserted) = try await storage { try await store.insertMessage(new) }
+        let (stored, inserted) = try await storage { try await store.insertMessage(new, recipients: [other.id]) }
         if inserted {
             sink.publish(.direct(stored, to: other.identity), to: .user(other.id))
             sink.publish(.direct(stored, to: other.identity), to: .user(identity.id))

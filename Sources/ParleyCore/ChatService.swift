@@ -24,8 +24,8 @@ public final class ChatService: Sendable {
     let store: any ChatStore
     let sink: any ChatEventSink
     let clock: @Sendable () -> Timestamp
-    private let logger: Logger
-    private let presence = Mutex(Presence())
+    let logger: Logger
+    let presence = Mutex(Presence())
 
     /// - Parameter clock: the current time in milliseconds since 1970.
     public init(
@@ -179,7 +179,8 @@ public final class ChatService: Sendable {
             throw ChatError(.notMember, "Join \(name) before writing to it.")
         }
         let new = NewMessage(conversation: .room(name), sender: identity, text: text, clientID: clientID, sentAt: clock())
-        let (stored, inserted) = try await storage { try await store.insertMessage(new) }
+        let recipients = try await storage { try await store.members(of: name) }.filter { $0 != identity.id }
+        let (stored, inserted) = try await storage { try await store.insertMessage(new, recipients: recipients) }
         if inserted { sink.publish(.message(stored), to: .room(name)) }
         return stored
     }

@@ -46,10 +46,29 @@ public protocol ChatStore: Sendable {
     /// The accounts `blocker` blocks.
     func blocked(by blocker: UserID) async throws -> [UserID]
 
-    /// Stores a message, unless the same sender already stored one with the same client id:
-    /// then returns that one with `inserted == false`.
-    func insertMessage(_ message: NewMessage) async throws -> (message: StoredMessage, inserted: Bool)
+    /// The accounts that are members of a room.
+    func members(of room: String) async throws -> [UserID]
+    /// The rooms an account is a member of, by name.
+    func rooms(of user: UserID) async throws -> [String]
+
+    /// Stores a message and puts it in the inbox of each of `recipients` (accounts), unless the
+    /// same sender already stored one with the same client id: then returns that one with
+    /// `inserted == false` and changes nothing.
+    func insertMessage(_ message: NewMessage, recipients: [UserID]) async throws -> (message: StoredMessage, inserted: Bool)
+    /// The message with this id.
+    func message(id: Int64) async throws -> StoredMessage?
+    /// Up to `limit` messages waiting in an account's inbox with ids above `after`, oldest first.
+    func pendingMessages(for user: UserID, after: Int64?, limit: Int) async throws -> [StoredMessage]
+    /// Takes messages out of an account's inbox; returns those that were in it.
+    func markDelivered(_ ids: [Int64], for user: UserID) async throws -> [StoredMessage]
     /// Up to `limit` messages of a conversation with ids below `before` (all when `nil`), the
     /// newest ones, in ascending id order.
     func messages(in conversation: ConversationKey, before: Int64?, limit: Int) async throws -> [StoredMessage]
+}
+
+extension ChatStore {
+    /// Stores a message for nobody's inbox.
+    public func insertMessage(_ message: NewMessage) async throws -> (message: StoredMessage, inserted: Bool) {
+        try await insertMessage(message, recipients: [])
+    }
 }

@@ -11,6 +11,8 @@ public final class InMemoryChatStore: ChatStore {
         var messages: [ConversationKey: [StoredMessage]] = [:]
         var clientIDs: [ClientKey: StoredMessage] = [:]
         var nextMessageID: Int64 = 1
+        var inboxes: [UserID: Set<Int64>] = [:]
+        var messagesByID: [Int64: StoredMessage] = [:]
         var friendRequests: [Set<UserID>: FriendRequest] = [:]
         var blocks: Set<Block> = []
     }
@@ -120,13 +122,40 @@ public final class InMemoryChatStore: ChatStore {
         tables.withLock { tables in tables.blocks.filter { $0.blocker == blocker }.map(\.blocked).sorted() }
     }
 
-    public func insertMessage(_ message: NewMessage) async throws -> (message: StoredMessage, inserted: Bool) {
+    public func members(of room: String) async throws -> [UserID] {
+        tables.withLock { tables in tables.members.filter { $0.room == room }.map(\.user).sorted() }
+    }
+
+    public func rooms(of user: UserID) async throws -> [String] {
+        tables.withLock { tables in tables.members.filter { $0.user == user }.map(\.room).sorted() }
+    }
+
+    public func message(id: Int64) async throws -> StoredMessage? {
+        tables.withLock { $0.messagesByID[id] }
+    }
+
+    public func pendingMessages(for user: UserID, after: Int64?, limit: Int) async throws -> [StoredMessage] {
+        tables.withLock { tables in
+            let ids = (tables.inboxes[user] ?? []).filter { $0 > (after ?? 0) }.sorted().prefix(limit)
+            return ids.compactMap { tables.messagesByID[$0] }
+        }
+    }
+
+    public func markDelivered(_ ids: [Int64], for user: UserID) async throws -> [StoredMessage] {
+        tables.withLock { tables in
+            ids.compactMap { id in tables.inboxes[user]?.remove(id) != nil ? tables.messagesByID[id] : nil }
+        }
+    }
+
+    public func insertMessage(_ message: NewMessage, recipients: [UserID]) async throws -> (message: StoredMessage, inserted: Bool) {
         tables.withLock { tables in
             if let clientID = message.clientID, let existing = tables.clientIDs[ClientKey(sender: message.sender.id, clientID: clientID)] {
                 return (existing, false)
             }
             let stored = StoredMessage(id: tables.nextMessageID, message)
             tables.nextMessageID += 1
+            tables.messagesByID[stored.id] = stored
+            for recipient in recipients { tables.inboxes[recipient, default: []].insert(stored.id) }
             tables.messages[message.conversation, default: []].append(stored)
             if let clientID = message.clientID {
                 tables.clientIDs[ClientKey(sender: message.sender.id, clientID: clientID)] = stored

@@ -30,7 +30,7 @@ enum NativeChat {
         namespace.onConnection { socket in
             guard let identity = identity(of: socket) else { return }
             let connection = ConnectionID(rawValue: socket.id)
-            service.connected(identity, on: connection)
+            await service.connected(identity, on: connection)
             socket.onDisconnect { _ in service.disconnected(connection) }
 
             socket.on("me") { _, ack in
@@ -72,6 +72,21 @@ enum NativeChat {
                     clientID: try request.optionalString("clientId"), from: identity
                 )
                 return ["message": NativeDialect.message(stored, to: recipient)]
+            }
+            command(socket, "message:delivered") { request in
+                try await service.delivered(try request.ids("ids"), by: identity)
+                return [:]
+            }
+            command(socket, "message:read") { request in
+                try await service.read(try request.ids("ids"), by: identity, on: connection)
+                return [:]
+            }
+            command(socket, "typing") { request in
+                try await service.typing(
+                    in: try request.optionalString("room"), to: try request.optionalString("to"),
+                    isTyping: try request.optionalBool("typing") ?? true, from: identity, on: connection
+                )
+                return [:]
             }
             command(socket, "friend:request") { request in
                 ["status": .string(try await service.requestFriend(try request.string("handle"), from: identity).rawValue)]
@@ -136,6 +151,22 @@ enum NativeChat {
             guard let value = object[key], !value.isNull else { return nil }
             guard let string = value.stringValue else { throw ChatError(.invalidArgument, "\(key) must be a string.") }
             return string
+        }
+
+        func optionalBool(_ key: String) throws(ChatError) -> Bool? {
+            guard let value = object[key], !value.isNull else { return nil }
+            guard let bool = value.boolValue else { throw ChatError(.invalidArgument, "\(key) must be true or false.") }
+            return bool
+        }
+
+        func ids(_ key: String) throws(ChatError) -> [Int64] {
+            guard let values = object[key]?.arrayValue else { throw ChatError(.invalidArgument, "\(key) must be a list of message ids.") }
+            var ids: [Int64] = []
+            for value in values {
+                guard let id = value.intValue else { throw ChatError(.invalidArgument, "\(key) must be a list of message ids.") }
+                ids.append(Int64(id))
+            }
+            return ids
         }
 
         func optionalInteger(_ key: String) throws(ChatError) -> Int? {

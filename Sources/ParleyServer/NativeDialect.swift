@@ -50,6 +50,18 @@ enum NativeDialect {
             return ("friend:request", ["from": user(from)])
         case .friendship(let other, let status):
             return ("friend:update", ["user": user(other), "status": .string(status.rawValue)])
+        case .receipt(let id, let conversation, let by, let status):
+            var object: JSONObject = ["id": .number(Double(id))]
+            if let room = conversation.roomName { object["room"] = .string(room) }
+            object["by"] = user(by)
+            object["status"] = .string(status.rawValue)
+            return ("receipt", .object(object))
+        case .typing(let conversation, let from, let isTyping):
+            var object: JSONObject = [:]
+            if let room = conversation.roomName { object["room"] = .string(room) }
+            object["from"] = user(from)
+            object["typing"] = .bool(isTyping)
+            return ("typing", .object(object))
         }
     }
 

@@ -24,8 +24,11 @@ struct SocketIOEventSink: ChatEventSink {
         namespace.adapter.remove(connection.rawValue, from: Self.room(audience))
     }
 
-    func publish(_ event: ChatEvent, to audience: Audience) {
+    func publish(_ event: ChatEvent, to audience: Audience, options: PublishOptions) {
         let (name, payload) = NativeDialect.render(event)
-        namespace.to(Self.room(audience)).emit(name, payload)
+        var target = namespace.to(Self.room(audience))
+        if let except = options.except { target = target.except(except.rawValue) }
+        if options.volatile { target = target.volatile }
+        target.emit(name, payload)
     }
 }

@@ -35,6 +35,9 @@ public final class SQLiteChatStore: ChatStore {
         try await database.read { db in try Self.migrator.appliedMigrations(db) }
     }
 
+    /// The names of every migration this version knows, oldest first.
+    public static var migrationNames: [String] { migrator.migrations }
+
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
         // Append new migrations at the end; never edit one that has shipped.
@@ -93,6 +96,17 @@ public final class SQLiteChatStore: ChatStore {
                     blocked TEXT NOT NULL,
                     PRIMARY KEY (blocker, blocked)
                 );
+                """)
+        }
+        migrator.registerMigration("2026-11-22-inbox") { db in
+            try db.execute(sql: """
+                CREATE TABLE inbox (
+                    user_id TEXT NOT NULL,
+                    message_id INTEGER NOT NULL REFERENCES message(id) ON DELETE CASCADE,
+                    PRIMARY KEY (user_id, message_id)
+                ) WITHOUT ROWID;
+                CREATE INDEX inbox_by_message ON inbox(message_id);
+                CREATE INDEX room_member_by_user ON room_member(user_id);
                 """)
         }
         return migrator
@@ -269,7 +283,52 @@ public final class SQLiteChatStore: ChatStore {
 
     // MARK: Messages
 
-    public func insertMessage(_ message: NewMessage) async throws -> (message: StoredMessage, inserted: Bool) {
+    public func members(of room: String) async throws -> [UserID] {
+        try await database.read { db in
+            try String.fetchAll(db, sql: "SELECT user_id FROM room_member WHERE room = ? ORDER BY user_id", arguments: [room]).map(UserID.init)
+        }
+    }
+
+    public func rooms(of user: UserID) async throws -> [String] {
+        try await database.read { db in
+            try String.fetchAll(db, sql: "SELECT room FROM room_member WHERE user_id = ? ORDER BY room", arguments: [user.rawValue])
+        }
+    }
+
+    public func message(id: Int64) async throws -> StoredMessage? {
+        try await database.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM message WHERE id = ?", arguments: [id]).map(Self.message)
+        }
+    }
+
+    public func pendingMessages(for user: UserID, after: Int64?, limit: Int) async throws -> [StoredMessage] {
+        try await database.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT message.* FROM inbox JOIN message ON message.id = inbox.message_id
+                    WHERE inbox.user_id = ? AND inbox.message_id > ? ORDER BY inbox.message_id LIMIT ?
+                    """,
+                arguments: [user.rawValue, after ?? 0, limit]
+            ).map(Self.message)
+        }
+    }
+
+    public func markDelivered(_ ids: [Int64], for user: UserID) async throws -> [StoredMessage] {
+        try await database.write { db in
+            var delivered: [StoredMessage] = []
+            for id in ids {
+                try db.execute(sql: "DELETE FROM inbox WHERE user_id = ? AND message_id = ?", arguments: [user.rawValue, id])
+                guard db.changesCount > 0 else { continue }
+                if let row = try Row.fetchOne(db, sql: "SELECT * FROM message WHERE id = ?", arguments: [id]) {
+                    delivered.append(Self.message(row))
+                }
+            }
+            return delivered
+        }
+    }
+
+    public func insertMessage(_ message: NewMessage, recipients: [UserID]) async throws -> (message: StoredMessage, inserted: Bool) {
         try await database.write { db in
             if let clientID = message.clientID,
                let row = try Row.fetchOne(db, sql: "SELECT * FROM message WHERE sender_id = ? AND client_id = ?", arguments: [message.sender.id.rawValue, clientID]) {
@@ -289,6 +348,9 @@ public final class SQLiteChatStore: ChatStore {
                 id: db.lastInsertedRowID, conversation: message.conversation, sender: message.sender,
                 text: message.text, clientID: message.clientID, sentAt: message.sentAt
             )
+            for recipient in recipients {
+                try db.execute(sql: "INSERT OR IGNORE INTO inbox (user_id, message_id) VALUES (?, ?)", arguments: [recipient.rawValue, stored.id])
+            }
             return (stored, true)
         }
     }

@@ -30,6 +30,9 @@ class Chatter:
         self.client.on("dm", lambda payload: self.dms.append(payload))
         self.client.on("friend:request", lambda payload: self.friend_events.append(("request", payload)))
         self.client.on("friend:update", lambda payload: self.friend_events.append(("update", payload)))
+        self.receipts, self.typing = [], []
+        self.client.on("receipt", lambda payload: self.receipts.append(payload))
+        self.client.on("typing", lambda payload: self.typing.append(payload))
         self.client.connect(server.url, auth=auth, transports=list(transports), wait_timeout=5)
 
     def call(self, event, payload=None):
@@ -319,4 +322,110 @@ def test_two_accounts_become_friends_and_write_while_a_third_is_refused(parley):
         assert eve.ok("friend:request", {"handle": "dm_ada"})["status"] == "pending"
     finally:
         for chatter in (ada, ada_phone, bob, eve, guest):
+            chatter.close()
+
+
+def login(server, handle, password="a long password"):
+    response = requests.post(server.url + "/api/login", json={"handle": handle, "password": password}, timeout=10)
+    assert response.status_code == 200, response.text
+    return response.json()["token"]
+
+
+def make_friends(a, b, b_handle, a_handle):
+    a.ok("friend:request", {"handle": b_handle})
+    b.ok("friend:accept", {"handle": a_handle})
+
+
+def test_an_offline_account_gets_room_and_direct_messages_in_order_exactly_once(parley):
+    sender = Chatter(parley, auth={"token": register(parley, "sf_sender")["token"]})
+    register(parley, "sf_away")
+    away = Chatter(parley, auth={"token": login(parley, "sf_away")})
+    make_friends(sender, away, "sf_away", "sf_sender")
+    sender.ok("room:join", {"room": "sf-room"})
+    away.ok("room:join", {"room": "sf-room"})
+    away.close()
+    expected = []
+    for index in range(6):
+        if index % 3 == 2:
+            sender.ok("dm:send", {"to": "sf_away", "text": f"direct {index}"})
+        else:
+            sender.ok("message:send", {"room": "sf-room", "text": f"room {index}"})
+        expected.append(f"{'direct' if index % 3 == 2 else 'room'} {index}")
+    # Back: everything waits, in order, once; it is acknowledged; the sender gets receipts.
+    back = Chatter(parley, auth={"token": login(parley, "sf_away")}, transports=("polling",))
+    eventually(lambda: len(back.messages) + len(back.dms) == 6)
+    arrived = sorted(back.messages + back.dms, key=lambda m: m["id"])
+    assert [m["text"] for m in arrived] == expected
+    # Direct messages carry their recipient; room messages their room.
+    assert all(("to" in m) == m["text"].startswith("direct") for m in arrived)
+    assert all(m.get("room") == "sf-room" for m in arrived if "to" not in m)
+    ids = [m["id"] for m in arrived]
+    assert len(set(ids)) == 6
+    # Present in its room again without joining.
+    assert [m["name"] for m in back.ok("room:members", {"room": "sf-room"})["members"]] == ["sf_away", "sf_sender"]
+    back.ok("message:delivered", {"ids": ids})
+    eventually(lambda: len(sender.receipts) == 6)
+    assert sorted(r["id"] for r in sender.receipts) == ids
+    assert {r["status"] for r in sender.receipts} == {"delivered"}
+    assert {r["by"]["name"] for r in sender.receipts} == {"sf_away"}
+    back.close()
+    # Acknowledged messages do not come again.
+    again = Chatter(parley, auth={"token": login(parley, "sf_away")})
+    time.sleep(0.5)
+    assert again.messages == [] and again.dms == []
+    again.close()
+    sender.close()
+
+
+def test_an_unacknowledged_message_comes_again_on_the_next_connection(parley):
+    sender = Chatter(parley, auth={"token": register(parley, "ua_sender")["token"]})
+    register(parley, "ua_reader")
+    reader = Chatter(parley, auth={"token": login(parley, "ua_reader")})
+    make_friends(sender, reader, "ua_reader", "ua_sender")
+    sent = sender.ok("dm:send", {"to": "ua_reader", "text": "ack me"})["message"]
+    eventually(lambda: reader.dms)
+    reader.close()
+    # Not acknowledged: it comes back once on reconnecting.
+    reader = Chatter(parley, auth={"token": login(parley, "ua_reader")})
+    eventually(lambda: reader.dms)
+    assert [m["id"] for m in reader.dms] == [sent["id"]]
+    reader.close()
+    sender.close()
+
+
+def test_receipts_and_typing_reach_the_right_people_and_nobody_else(parley):
+    ada = Chatter(parley, auth={"token": register(parley, "rt_ada")["token"]})
+    bob = Chatter(parley, auth={"token": register(parley, "rt_bob")["token"]})
+    cy = Chatter(parley, auth={"token": register(parley, "rt_cyd")["token"]})
+    outsider = Chatter(parley, auth={"name": "rt_outsider"})
+    try:
+        for chatter in (ada, bob, cy):
+            chatter.ok("room:join", {"room": "rt-room"})
+        outsider.ok("room:join", {"room": "rt-elsewhere"})
+        message = ada.ok("message:send", {"room": "rt-room", "text": "did you read this?"})["message"]
+        eventually(lambda: bob.messages and cy.messages)
+        bob.ok("message:delivered", {"ids": [message["id"]]})
+        bob.ok("message:read", {"ids": [message["id"]]})
+        eventually(lambda: len(ada.receipts) == 2)
+        assert [(r["status"], r["by"]["name"], r["room"]) for r in ada.receipts] == [("delivered", "rt_bob", "rt-room"), ("read", "rt_bob", "rt-room")]
+        # The outsider cannot claim to have read it.
+        outsider.ok("message:read", {"ids": [message["id"]]})
+        # Typing: the others in the room see it, not the typist, not the outsider.
+        cy.ok("typing", {"room": "rt-room", "typing": True})
+        eventually(lambda: ada.typing and bob.typing)
+        assert ada.typing[0] == {"room": "rt-room", "from": cy.ok("me")["user"], "typing": True}
+        # Typing to a friend.
+        make_friends(ada, bob, "rt_bob", "rt_ada")
+        bob.ok("typing", {"to": "rt_ada", "typing": False})
+        eventually(lambda: len(ada.typing) == 2)
+        assert ada.typing[1]["typing"] is False and "room" not in ada.typing[1]
+        time.sleep(0.3)
+        assert cy.typing == [] and outsider.typing == [] and len(bob.typing) == 1
+        assert len(ada.receipts) == 2 and bob.receipts == [] and cy.receipts == [] and outsider.receipts == []
+        assert outsider.error("typing", {"room": "rt-room"}) == "not_a_member"
+        assert outsider.error("typing", {"to": "rt_ada"}) == "account_required"
+        assert ada.error("message:delivered", {"ids": "all"}) == "invalid_argument"
+        assert ada.error("message:read", {"ids": []}) == "invalid_argument"
+    finally:
+        for chatter in (ada, bob, cy, outsider):
             chatter.close()

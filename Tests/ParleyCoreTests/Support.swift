@@ -31,13 +31,19 @@ final class RecordingSink: ChatEventSink {
         subscriptions.withLock { _ = $0[connection]?.remove(audience) }
     }
 
-    func publish(_ event: ChatEvent, to audience: Audience) {
+    let options = Mutex<[PublishOptions]>([])
+
+    func publish(_ event: ChatEvent, to audience: Audience, options: PublishOptions) {
         events.withLock { $0.append((event, audience)) }
+        self.options.withLock { $0.append(options) }
     }
 
     var published: [ChatEvent] { events.withLock { $0.map(\.0) } }
 
-    func clear() { events.withLock { $0.removeAll() } }
+    func clear() {
+        events.withLock { $0.removeAll() }
+        options.withLock { $0.removeAll() }
+    }
 }
 
 /// A service on a fresh store, with a cheap password hash and a fixed clock.
