@@ -89,6 +89,7 @@ let package = Package(
             name: "parley",
             dependencies: [
                 "ParleyServer",
+                "ParleyCore",
                 "SocketIOClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]

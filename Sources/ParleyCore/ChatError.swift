@@ -42,6 +42,8 @@ public struct ChatError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let noRequest = Code(rawValue: "no_request")
         /// Direct messages need an accepted friendship.
         public static let notFriends = Code(rawValue: "not_friends")
+        /// Only the room's owner may do this.
+        public static let notOwner = Code(rawValue: "not_owner")
         /// The server failed; nothing was changed.
         public static let internalError = Code(rawValue: "internal_error")
     }

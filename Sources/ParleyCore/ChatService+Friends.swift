@@ -143,8 +143,7 @@ extension ChatService {
     ) async throws(ChatError) -> (message: StoredMessage, to: Identity) {
         try validate(text: text, clientID: clientID)
         let other = try await friend(handle, of: identity)
-        let new = NewMessage(conversation: .direct(identity.id, other.id), sender: identity, text: text, clientID: clientID, sentAt: clock())
-        let (stored, inserted) = try await storage { try await store.insertMessage(new, recipients: [other.id]) }
+        let (stored, inserted) = try await post(text, in: .direct(identity.id, other.id), clientID: clientID, from: identity, recipients: [other.id])
         if inserted {
             sink.publish(.direct(stored, to: other.identity), to: .user(other.id))
             sink.publish(.direct(stored, to: other.identity), to: .user(identity.id))

@@ -12,6 +12,11 @@ public struct ChatConfiguration: Sendable {
     public var passwordLength = 8...256
     /// The password hash. Default scrypt N=2^15, r=8, p=1.
     public var passwordHasher = PasswordHasher()
+    /// The retention of conversations that have not chosen one. Default `keep`.
+    public var defaultRetention = RetentionPolicy.keep
+    /// How long an `until-delivered` message waits for its recipients before it is deleted
+    /// anyway, in milliseconds. Default 14 days.
+    public var undeliveredMaxAge: Timestamp = 14 * 24 * 3600 * 1000
 
     public init() {}
 }
@@ -26,6 +31,7 @@ public final class ChatService: Sendable {
     let clock: @Sendable () -> Timestamp
     let logger: Logger
     let presence = Mutex(Presence())
+    let ephemeral = Mutex(EphemeralMessages())
 
     /// - Parameter clock: the current time in milliseconds since 1970.
     public init(
@@ -178,9 +184,8 @@ public final class ChatService: Sendable {
         guard presence.withLock({ $0.contains(connection, in: name) }) else {
             throw ChatError(.notMember, "Join \(name) before writing to it.")
         }
-        let new = NewMessage(conversation: .room(name), sender: identity, text: text, clientID: clientID, sentAt: clock())
         let recipients = try await storage { try await store.members(of: name) }.filter { $0 != identity.id }
-        let (stored, inserted) = try await storage { try await store.insertMessage(new, recipients: recipients) }
+        let (stored, inserted) = try await post(text, in: .room(name), clientID: clientID, from: identity, recipients: recipients)
         if inserted { sink.publish(.message(stored), to: .room(name)) }
         return stored
     }

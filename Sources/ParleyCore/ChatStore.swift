@@ -59,8 +59,18 @@ public protocol ChatStore: Sendable {
     func message(id: Int64) async throws -> StoredMessage?
     /// Up to `limit` messages waiting in an account's inbox with ids above `after`, oldest first.
     func pendingMessages(for user: UserID, after: Int64?, limit: Int) async throws -> [StoredMessage]
-    /// Takes messages out of an account's inbox; returns those that were in it.
+    /// Takes messages out of an account's inbox; returns those that were in it. Messages kept
+    /// `until-delivered` that are then in nobody's inbox are deleted, so that their content is
+    /// gone from storage.
     func markDelivered(_ ids: [Int64], for user: UserID) async throws -> [StoredMessage]
+    /// Deletes `until-delivered` messages sent before `time` (delivered or not), with their
+    /// inbox entries. Returns how many were deleted.
+    func deleteUndelivered(sentBefore time: Timestamp) async throws -> Int
+
+    /// The retention policy set for a conversation, if one was set.
+    func retention(of conversation: ConversationKey) async throws -> RetentionPolicy?
+    /// Sets a conversation's retention policy for the messages sent from now on.
+    func setRetention(_ policy: RetentionPolicy, for conversation: ConversationKey) async throws
     /// Up to `limit` messages of a conversation with ids below `before` (all when `nil`), the
     /// newest ones, in ascending id order.
     func messages(in conversation: ConversationKey, before: Int64?, limit: Int) async throws -> [StoredMessage]

@@ -13,6 +13,7 @@ public final class InMemoryChatStore: ChatStore {
         var nextMessageID: Int64 = 1
         var inboxes: [UserID: Set<Int64>] = [:]
         var messagesByID: [Int64: StoredMessage] = [:]
+        var retention: [ConversationKey: RetentionPolicy] = [:]
         var friendRequests: [Set<UserID>: FriendRequest] = [:]
         var blocks: Set<Block> = []
     }
@@ -143,8 +144,35 @@ public final class InMemoryChatStore: ChatStore {
 
     public func markDelivered(_ ids: [Int64], for user: UserID) async throws -> [StoredMessage] {
         tables.withLock { tables in
-            ids.compactMap { id in tables.inboxes[user]?.remove(id) != nil ? tables.messagesByID[id] : nil }
+            let delivered = ids.compactMap { id in tables.inboxes[user]?.remove(id) != nil ? tables.messagesByID[id] : nil }
+            for message in delivered where message.retention == .untilDelivered {
+                if !tables.inboxes.values.contains(where: { $0.contains(message.id) }) { Self.delete(message, from: &tables) }
+            }
+            return delivered
         }
+    }
+
+    public func deleteUndelivered(sentBefore time: Timestamp) async throws -> Int {
+        tables.withLock { tables in
+            let expired = tables.messagesByID.values.filter { $0.retention == .untilDelivered && $0.sentAt < time }
+            for message in expired { Self.delete(message, from: &tables) }
+            return expired.count
+        }
+    }
+
+    private static func delete(_ message: StoredMessage, from tables: inout Tables) {
+        tables.messagesByID[message.id] = nil
+        tables.messages[message.conversation]?.removeAll { $0.id == message.id }
+        for user in tables.inboxes.keys { tables.inboxes[user]?.remove(message.id) }
+        tables.clientIDs = tables.clientIDs.filter { $0.value.id != message.id }
+    }
+
+    public func retention(of conversation: ConversationKey) async throws -> RetentionPolicy? {
+        tables.withLock { $0.retention[conversation] }
+    }
+
+    public func setRetention(_ policy: RetentionPolicy, for conversation: ConversationKey) async throws {
+        tables.withLock { $0.retention[conversation] = policy }
     }
 
     public func insertMessage(_ message: NewMessage, recipients: [UserID]) async throws -> (message: StoredMessage, inserted: Bool) {

@@ -89,6 +89,17 @@ public struct FriendRequest: Sendable, Hashable {
     }
 }
 
+/// How long a conversation's messages are kept.
+public enum RetentionPolicy: String, Sendable, Hashable, CaseIterable {
+    /// Kept as history.
+    case keep
+    /// Kept only until every recipient account has acknowledged it, then deleted; deleted
+    /// undelivered after a maximum age.
+    case untilDelivered = "until-delivered"
+    /// Relayed live, never stored.
+    case none
+}
+
 /// A message to store.
 public struct NewMessage: Sendable, Hashable {
     public let conversation: ConversationKey
@@ -97,13 +108,19 @@ public struct NewMessage: Sendable, Hashable {
     /// The sender's own id for the message, which makes a retried send harmless.
     public let clientID: String?
     public let sentAt: Timestamp
+    /// The conversation's policy when the message was sent; it decides the message's fate.
+    public let retention: RetentionPolicy
 
-    public init(conversation: ConversationKey, sender: Identity, text: String, clientID: String?, sentAt: Timestamp) {
+    public init(
+        conversation: ConversationKey, sender: Identity, text: String, clientID: String?, sentAt: Timestamp,
+        retention: RetentionPolicy = .keep
+    ) {
         self.conversation = conversation
         self.sender = sender
         self.text = text
         self.clientID = clientID
         self.sentAt = sentAt
+        self.retention = retention
     }
 }
 
@@ -115,17 +132,29 @@ public struct StoredMessage: Sendable, Hashable {
     public let text: String
     public let clientID: String?
     public let sentAt: Timestamp
+    public let retention: RetentionPolicy
 
-    public init(id: Int64, conversation: ConversationKey, sender: Identity, text: String, clientID: String?, sentAt: Timestamp) {
+    public init(
+        id: Int64, conversation: ConversationKey, sender: Identity, text: String, clientID: String?, sentAt: Timestamp,
+        retention: RetentionPolicy = .keep
+    ) {
         self.id = id
         self.conversation = conversation
         self.sender = sender
         self.text = text
         self.clientID = clientID
         self.sentAt = sentAt
+        self.retention = retention
     }
 
-    init(id: Int64, _ new: NewMessage) {
-        self.init(id: id, conversation: new.conversation, sender: new.sender, text: new.text, clientID: new.clientID, sentAt: new.sentAt)
+    /// The stored form of `new` under id `id`.
+    public init(id: Int64, _ new: NewMessage) {
+        self.init(
+            id: id, conversation: new.conversation, sender: new.sender, text: new.text, clientID: new.clientID,
+            sentAt: new.sentAt, retention: new.retention
+        )
     }
+
+    /// Whether the message was never stored (a `none` conversation): its id is not the store's.
+    public var isEphemeral: Bool { retention == .none }
 }

@@ -39,7 +39,16 @@ enum NativeChat {
             command(socket, "room:join") { request in
                 let room = try request.string("room")
                 let (stored, members) = try await service.join(room, as: identity, on: connection)
-                return ["room": NativeDialect.room(stored), "members": .array(members.map(NativeDialect.user))]
+                let retention = try await service.retention(of: .room(stored.name))
+                return ["room": NativeDialect.room(stored, retention: retention), "members": .array(members.map(NativeDialect.user))]
+            }
+            command(socket, "room:retention") { request in
+                try await service.setRetention(try request.retention(), ofRoom: try request.string("room"), by: identity)
+                return [:]
+            }
+            command(socket, "dm:retention") { request in
+                try await service.setRetention(try request.retention(), withFriend: try request.string("with"), by: identity)
+                return [:]
             }
             command(socket, "room:leave") { request in
                 try await service.leave(try request.string("room"), as: identity, on: connection)
@@ -151,6 +160,14 @@ enum NativeChat {
             guard let value = object[key], !value.isNull else { return nil }
             guard let string = value.stringValue else { throw ChatError(.invalidArgument, "\(key) must be a string.") }
             return string
+        }
+
+        /// The `policy` field: `keep`, `until-delivered` or `none`.
+        func retention() throws(ChatError) -> RetentionPolicy {
+            guard let policy = RetentionPolicy(rawValue: try string("policy")) else {
+                throw ChatError(.invalidArgument, "policy is keep, until-delivered or none.")
+            }
+            return policy
         }
 
         func optionalBool(_ key: String) throws(ChatError) -> Bool? {

@@ -16,6 +16,7 @@ enum NativeDialect {
         object["text"] = .string(message.text)
         object["sentAt"] = .number(Double(message.sentAt))
         if let clientID = message.clientID { object["clientId"] = .string(clientID) }
+        if message.isEphemeral { object["ephemeral"] = true }
         return .object(object)
     }
 
@@ -26,8 +27,11 @@ enum NativeDialect {
         ]
     }
 
-    static func room(_ room: Room) -> JSONValue {
-        ["name": .string(room.name), "owner": .string(room.owner.rawValue), "createdAt": .number(Double(room.createdAt))]
+    static func room(_ room: Room, retention: RetentionPolicy) -> JSONValue {
+        [
+            "name": .string(room.name), "owner": .string(room.owner.rawValue), "createdAt": .number(Double(room.createdAt)),
+            "retention": .string(retention.rawValue),
+        ]
     }
 
     static func members(_ room: String, _ members: [Identity]) -> JSONValue {

@@ -73,7 +73,25 @@ public final class ParleyApplication: Service, Sendable {
 
     public func run() async throws {
         try await start()
-        try? await gracefulShutdown()
+        await withDiscardingTaskGroup { group in
+            group.addTask { await self.sweepUndelivered() }
+            try? await gracefulShutdown()
+            group.cancelAll()
+        }
         await shutdown()
+    }
+
+    /// Deletes `until-delivered` messages past their maximum age, every sweep interval, until
+    /// cancelled.
+    private func sweepUndelivered() async {
+        while !Task.isCancelled {
+            do {
+                let deleted = try await chat.sweepUndelivered()
+                if deleted > 0 { logger.info("deleted undelivered messages past their maximum age", metadata: ["count": "\(deleted)"]) }
+            } catch {
+                logger.error("retention sweep failed", metadata: ["error": "\(error)"])
+            }
+            try? await Task.sleep(for: configuration.sweepInterval)
+        }
     }
 }

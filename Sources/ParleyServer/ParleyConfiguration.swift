@@ -18,8 +18,11 @@ public struct ParleyConfiguration: Sendable {
     /// The SQLite database file, created and migrated on start; `:memory:` keeps everything in
     /// memory (lost on exit). Default `parley.sqlite` in the working directory.
     public var database = "parley.sqlite"
-    /// The chat service's limits (message length, history page, password hash).
+    /// The chat service's limits and policies (message length, history page, password hash,
+    /// default retention, maximum age of undelivered messages).
     public var chat = ChatConfiguration()
+    /// How often `until-delivered` messages past their maximum age are deleted. Default 60 s.
+    public var sweepInterval: Duration = .seconds(60)
     /// The log level. Default `info`.
     public var logLevel: Logger.Level = .info
 

@@ -109,7 +109,53 @@ public final class SQLiteChatStore: ChatStore {
                 CREATE INDEX room_member_by_user ON room_member(user_id);
                 """)
         }
+        migrator.registerMigration("2026-11-22-retention") { db in
+            try db.execute(sql: """
+                ALTER TABLE message ADD COLUMN retention TEXT NOT NULL DEFAULT 'keep';
+                CREATE INDEX message_until_delivered ON message(sent_at) WHERE retention = 'until-delivered';
+                CREATE TABLE conversation_policy (
+                    conversation TEXT PRIMARY KEY,
+                    retention TEXT NOT NULL
+                );
+                """)
+        }
         return migrator
+    }
+
+    // MARK: Retention
+
+    public func retention(of conversation: ConversationKey) async throws -> RetentionPolicy? {
+        try await database.read { db in
+            try String.fetchOne(db, sql: "SELECT retention FROM conversation_policy WHERE conversation = ?", arguments: [conversation.rawValue])
+                .flatMap(RetentionPolicy.init(rawValue:))
+        }
+    }
+
+    public func setRetention(_ policy: RetentionPolicy, for conversation: ConversationKey) async throws {
+        try await database.write { db in
+            try db.execute(
+                sql: "INSERT INTO conversation_policy (conversation, retention) VALUES (?, ?) ON CONFLICT(conversation) DO UPDATE SET retention = excluded.retention",
+                arguments: [conversation.rawValue, policy.rawValue]
+            )
+        }
+    }
+
+    public func deleteUndelivered(sentBefore time: Timestamp) async throws -> Int {
+        let deleted = try await database.write { db in
+            try db.execute(sql: "DELETE FROM message WHERE retention = 'until-delivered' AND sent_at < ?", arguments: [time])
+            return db.changesCount
+        }
+        if deleted > 0 { try await scrubJournal() }
+        return deleted
+    }
+
+    /// Deleted rows are overwritten in the database file (`secure_delete`), but the write-ahead
+    /// log still holds the pages as they were. A truncating checkpoint copies the scrubbed pages
+    /// into the database file and empties the log, so that no copy of deleted content remains.
+    private func scrubJournal() async throws {
+        try await database.writeWithoutTransaction { db in
+            _ = try db.checkpoint(.truncate)
+        }
     }
 
     // MARK: Friends and blocks
@@ -315,17 +361,27 @@ public final class SQLiteChatStore: ChatStore {
     }
 
     public func markDelivered(_ ids: [Int64], for user: UserID) async throws -> [StoredMessage] {
-        try await database.write { db in
+        let (delivered, deleted) = try await database.write { db in
             var delivered: [StoredMessage] = []
+            var deleted = 0
             for id in ids {
                 try db.execute(sql: "DELETE FROM inbox WHERE user_id = ? AND message_id = ?", arguments: [user.rawValue, id])
                 guard db.changesCount > 0 else { continue }
-                if let row = try Row.fetchOne(db, sql: "SELECT * FROM message WHERE id = ?", arguments: [id]) {
-                    delivered.append(Self.message(row))
+                guard let row = try Row.fetchOne(db, sql: "SELECT * FROM message WHERE id = ?", arguments: [id]) else { continue }
+                let message = Self.message(row)
+                delivered.append(message)
+                if message.retention == .untilDelivered {
+                    try db.execute(
+                        sql: "DELETE FROM message WHERE id = ? AND NOT EXISTS (SELECT 1 FROM inbox WHERE message_id = ?)",
+                        arguments: [id, id]
+                    )
+                    deleted += db.changesCount
                 }
             }
-            return delivered
+            return (delivered, deleted)
         }
+        if deleted > 0 { try await scrubJournal() }
+        return delivered
     }
 
     public func insertMessage(_ message: NewMessage, recipients: [UserID]) async throws -> (message: StoredMessage, inserted: Bool) {
@@ -336,18 +392,15 @@ public final class SQLiteChatStore: ChatStore {
             }
             try db.execute(
                 sql: """
-                    INSERT INTO message (conversation, sender_id, sender_name, sender_kind, body, client_id, sent_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?)
+                    INSERT INTO message (conversation, sender_id, sender_name, sender_kind, body, client_id, sent_at, retention)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                     """,
                 arguments: [
                     message.conversation.rawValue, message.sender.id.rawValue, message.sender.name, message.sender.kind.rawValue,
-                    message.text, message.clientID, message.sentAt,
+                    message.text, message.clientID, message.sentAt, message.retention.rawValue,
                 ]
             )
-            let stored = StoredMessage(
-                id: db.lastInsertedRowID, conversation: message.conversation, sender: message.sender,
-                text: message.text, clientID: message.clientID, sentAt: message.sentAt
-            )
+            let stored = StoredMessage(id: db.lastInsertedRowID, message)
             for recipient in recipients {
                 try db.execute(sql: "INSERT OR IGNORE INTO inbox (user_id, message_id) VALUES (?, ?)", arguments: [recipient.rawValue, stored.id])
             }
@@ -376,7 +429,8 @@ public final class SQLiteChatStore: ChatStore {
             ),
             text: row["body"],
             clientID: row["client_id"],
-            sentAt: row["sent_at"]
+            sentAt: row["sent_at"],
+            retention: RetentionPolicy(rawValue: row["retention"]) ?? .keep
         )
     }
 }

@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import Metrics
 import NIOCore
+import ParleyCore
 import ParleyServer
 import Prometheus
 import ServiceLifecycle
@@ -51,6 +52,12 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "The SQLite database file, created and migrated on start (:memory: keeps nothing).")
     var database = "parley.sqlite"
 
+    @Option(help: "How long conversations that chose no policy keep messages: keep (history), until-delivered (deleted once every recipient has them), none (relayed, never stored).")
+    var retention = "keep"
+
+    @Option(help: "Seconds an until-delivered message waits for its recipients before it is deleted anyway.")
+    var undeliveredMaxAge = 14 * 24 * 3600
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel = "info"
 
@@ -64,6 +71,10 @@ struct Serve: AsyncParsableCommand {
         }
         guard maxPayload > 0 else { throw ValidationError("--max-payload must be positive") }
         guard recoveryWindow >= 0 else { throw ValidationError("--recovery-window must not be negative") }
+        guard RetentionPolicy(rawValue: retention) != nil else {
+            throw ValidationError("--retention is keep, until-delivered or none")
+        }
+        guard undeliveredMaxAge > 0 else { throw ValidationError("--undelivered-max-age must be positive") }
     }
 
     func makeConfiguration() throws -> ParleyConfiguration {
@@ -87,6 +98,8 @@ struct Serve: AsyncParsableCommand {
         configuration.socketIO.connectionStateRecovery =
             recoveryWindow == 0 ? nil : ConnectionStateRecovery(maxDisconnectionDuration: .seconds(Int64(recoveryWindow)))
         configuration.database = database
+        configuration.chat.defaultRetention = RetentionPolicy(rawValue: retention) ?? .keep
+        configuration.chat.undeliveredMaxAge = Int64(undeliveredMaxAge) * 1000
         configuration.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         return configuration
     }

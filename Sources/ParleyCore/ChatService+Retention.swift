@@ -1,0 +1,81 @@
+import Foundation
+
+/// Messages of `none` conversations, which are never stored: their ids, and the client ids
+/// recently seen, so that a retried send is still recognised. Bounded.
+struct EphemeralMessages {
+    static let capacity = 10_000
+    private var lastID: Int64 = 0
+    private var byClientID: [String: StoredMessage] = [:]
+    private var order: [String] = []
+
+    /// A new id, above every id a store hands out (2^52 and up), growing with time so that it
+    /// stays unique across restarts, and below 2^53 so that JavaScript reads it exactly.
+    mutating func nextID(now: Timestamp) -> Int64 {
+        lastID = max(lastID + 1, (Int64(1) << 52) + now * 1000)
+        return lastID
+    }
+
+    func existing(sender: UserID, clientID: String) -> StoredMessage? {
+        byClientID[sender.rawValue + "\u{0}" + clientID]
+    }
+
+    mutating func remember(_ message: StoredMessage) {
+        guard let clientID = message.clientID else { return }
+        let key = message.sender.id.rawValue + "\u{0}" + clientID
+        if byClientID.updateValue(message, forKey: key) == nil { order.append(key) }
+        if order.count > Self.capacity {
+            byClientID[order.removeFirst()] = nil
+        }
+    }
+}
+
+extension ChatService {
+    /// The retention policy of a conversation: its own, or the server's default.
+    public func retention(of conversation: ConversationKey) async throws(ChatError) -> RetentionPolicy {
+        try await storage { try await store.retention(of: conversation) } ?? configuration.defaultRetention
+    }
+
+    /// Stores (or, for `none`, only numbers) a message under its conversation's policy. A
+    /// message for `until-delivered` with no recipient account is relayed and never stored.
+    func post(
+        _ text: String, in conversation: ConversationKey, clientID: String?, from identity: Identity, recipients: [UserID]
+    ) async throws(ChatError) -> (message: StoredMessage, inserted: Bool) {
+        let policy = try await retention(of: conversation)
+        let now = clock()
+        if policy == .none || (policy == .untilDelivered && recipients.isEmpty) {
+            return ephemeral.withLock { log in
+                if let clientID, let known = log.existing(sender: identity.id, clientID: clientID) { return (known, false) }
+                let message = StoredMessage(
+                    id: log.nextID(now: now), conversation: conversation, sender: identity, text: text,
+                    clientID: clientID, sentAt: now, retention: .none
+                )
+                log.remember(message)
+                return (message, true)
+            }
+        }
+        let new = NewMessage(conversation: conversation, sender: identity, text: text, clientID: clientID, sentAt: now, retention: policy)
+        return try await storage { try await store.insertMessage(new, recipients: recipients) }
+    }
+
+    /// Sets a room's retention for the messages sent from now on. Only its owner may.
+    public func setRetention(_ policy: RetentionPolicy, ofRoom room: String, by identity: Identity) async throws(ChatError) {
+        let name = try Names.roomName(room)
+        guard let stored = try await storage({ try await store.room(named: name) }), stored.owner == identity.id else {
+            throw ChatError(.notOwner, "Only the owner of \(name) can change how long it keeps messages.")
+        }
+        try await storage { try await store.setRetention(policy, for: .room(name)) }
+    }
+
+    /// Sets the retention of the direct conversation with a friend; either side may.
+    public func setRetention(_ policy: RetentionPolicy, withFriend handle: String, by identity: Identity) async throws(ChatError) {
+        let other = try await friend(handle, of: identity)
+        try await storage { try await store.setRetention(policy, for: .direct(identity.id, other.id)) }
+    }
+
+    /// Deletes `until-delivered` messages older than the maximum age. Returns how many.
+    @discardableResult
+    public func sweepUndelivered() async throws(ChatError) -> Int {
+        let horizon = clock() - configuration.undeliveredMaxAge
+        return try await storage { try await store.deleteUndelivered(sentBefore: horizon) }
+    }
+}
