@@ -44,6 +44,8 @@ public struct ChatError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let notFriends = Code(rawValue: "not_friends")
         /// Only the room's owner may do this.
         public static let notOwner = Code(rawValue: "not_owner")
+        /// Too many actions in a short time; try again a little later.
+        public static let rateLimited = Code(rawValue: "rate_limited")
         /// The server failed; nothing was changed.
         public static let internalError = Code(rawValue: "internal_error")
     }

@@ -32,6 +32,10 @@ public enum ChatEvent: Sendable, Hashable {
     case receipt(messageID: Int64, conversation: ConversationKey, by: Identity, status: ReceiptStatus)
     /// Someone started or stopped typing in a conversation (never stored).
     case typing(conversation: ConversationKey, from: Identity, isTyping: Bool)
+    /// The room's owner cleared its history.
+    case cleared(room: String, by: Identity)
+    /// The room's owner removed `user` from the room (sent to the room and to `user`).
+    case removed(room: String, user: Identity, by: Identity)
 }
 
 /// What a receipt says.

@@ -12,6 +12,11 @@ public struct ChatConfiguration: Sendable {
     public var passwordLength = 8...256
     /// The password hash. Default scrypt N=2^15, r=8, p=1.
     public var passwordHasher = PasswordHasher()
+    /// Per connection: messages and typing (`message:send`, `dm:send`, `typing`). Default 10
+    /// per second, 30 at once.
+    public var messageRate = RateLimit(perSecond: 10, burst: 30)
+    /// Per connection: joins and friend requests. Default 2 per second, 10 at once.
+    public var joinRate = RateLimit(perSecond: 2, burst: 10)
     /// The retention of conversations that have not chosen one. Default `keep`.
     public var defaultRetention = RetentionPolicy.keep
     /// How long an `until-delivered` message waits for its recipients before it is deleted
@@ -32,6 +37,9 @@ public final class ChatService: Sendable {
     let logger: Logger
     let presence = Mutex(Presence())
     let ephemeral = Mutex(EphemeralMessages())
+
+    /// The current time, in milliseconds since 1970, by the service's clock.
+    public var now: Timestamp { clock() }
 
     /// - Parameter clock: the current time in milliseconds since 1970.
     public init(

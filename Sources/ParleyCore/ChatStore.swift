@@ -67,6 +67,10 @@ public protocol ChatStore: Sendable {
     /// inbox entries. Returns how many were deleted.
     func deleteUndelivered(sentBefore time: Timestamp) async throws -> Int
 
+    /// Deletes every message of a conversation (with their inbox entries), scrubbing their
+    /// content from storage. Returns how many were deleted.
+    func deleteMessages(in conversation: ConversationKey) async throws -> Int
+
     /// The retention policy set for a conversation, if one was set.
     func retention(of conversation: ConversationKey) async throws -> RetentionPolicy?
     /// Sets a conversation's retention policy for the messages sent from now on.

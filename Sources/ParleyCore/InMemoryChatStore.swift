@@ -160,6 +160,14 @@ public final class InMemoryChatStore: ChatStore {
         }
     }
 
+    public func deleteMessages(in conversation: ConversationKey) async throws -> Int {
+        tables.withLock { tables in
+            let messages = tables.messages[conversation] ?? []
+            for message in messages { Self.delete(message, from: &tables) }
+            return messages.count
+        }
+    }
+
     private static func delete(_ message: StoredMessage, from tables: inout Tables) {
         tables.messagesByID[message.id] = nil
         tables.messages[message.conversation]?.removeAll { $0.id == message.id }

@@ -33,6 +33,11 @@ struct Presence {
         return (identity, last)
     }
 
+    /// The connections of `user` in `room`.
+    func connections(of user: UserID, in room: String) -> [ConnectionID] {
+        (rooms[room] ?? [:]).filter { $0.value.id == user }.map(\.key)
+    }
+
     /// The people present in `room`, once each, sorted by name then id.
     func members(of room: String) -> [Identity] {
         var seen = Set<UserID>()

@@ -1,5 +1,6 @@
 import ParleyCore
 import SocketIO
+import Synchronization
 
 /// Binds the native event API to the chat service: who a socket is (from its CONNECT auth),
 /// and one handler per command.
@@ -30,13 +31,14 @@ enum NativeChat {
         namespace.onConnection { socket in
             guard let identity = identity(of: socket) else { return }
             let connection = ConnectionID(rawValue: socket.id)
+            let limits = ConnectionLimits(service: service)
             await service.connected(identity, on: connection)
             socket.onDisconnect { _ in service.disconnected(connection) }
 
             socket.on("me") { _, ack in
                 ack(NativeDialect.success(["user": NativeDialect.user(identity)]))
             }
-            command(socket, "room:join") { request in
+            command(socket, "room:join", limit: limits.joins) { request in
                 let room = try request.string("room")
                 let (stored, members) = try await service.join(room, as: identity, on: connection)
                 let retention = try await service.retention(of: .room(stored.name))
@@ -58,7 +60,7 @@ enum NativeChat {
                 let room = try request.string("room")
                 return ["members": .array(try service.members(of: room, on: connection).map(NativeDialect.user))]
             }
-            command(socket, "message:send") { request in
+            command(socket, "message:send", limit: limits.messages) { request in
                 let stored = try await service.send(
                     try request.string("text"), to: try request.string("room"),
                     clientID: try request.optionalString("clientId"), from: identity, on: connection
@@ -75,7 +77,7 @@ enum NativeChat {
                 let page = try await service.history(of: try request.string("room"), before: before, limit: limit, for: identity, on: connection)
                 return ["messages": .array(page.messages.map { NativeDialect.message($0) }), "more": .bool(page.more)]
             }
-            command(socket, "dm:send") { request in
+            command(socket, "dm:send", limit: limits.messages) { request in
                 let (stored, recipient) = try await service.sendDirect(
                     try request.string("text"), to: try request.string("to"),
                     clientID: try request.optionalString("clientId"), from: identity
@@ -90,15 +92,22 @@ enum NativeChat {
                 try await service.read(try request.ids("ids"), by: identity, on: connection)
                 return [:]
             }
-            command(socket, "typing") { request in
+            command(socket, "typing", limit: limits.messages) { request in
                 try await service.typing(
                     in: try request.optionalString("room"), to: try request.optionalString("to"),
                     isTyping: try request.optionalBool("typing") ?? true, from: identity, on: connection
                 )
                 return [:]
             }
-            command(socket, "friend:request") { request in
+            command(socket, "friend:request", limit: limits.joins) { request in
                 ["status": .string(try await service.requestFriend(try request.string("handle"), from: identity).rawValue)]
+            }
+            command(socket, "room:clear") { request in
+                ["deleted": .number(Double(try await service.clearHistory(of: try request.string("room"), by: identity)))]
+            }
+            command(socket, "room:remove") { request in
+                try await service.remove(UserID(rawValue: try request.string("user")), from: try request.string("room"), by: identity)
+                return [:]
             }
             command(socket, "friend:accept") { request in
                 ["user": NativeDialect.user(try await service.acceptFriend(try request.string("handle"), by: identity))]
@@ -130,10 +139,14 @@ enum NativeChat {
 
     /// Registers a command: its first argument must be an object; the ack gets
     /// `{"ok": true, …}` or `{"ok": false, "error": {code, message}}`.
-    static func command(_ socket: Socket, _ event: String, _ run: @escaping @Sendable (Request) async throws -> JSONObject) {
+    static func command(
+        _ socket: Socket, _ event: String, limit: ConnectionLimits.Bucket? = nil,
+        _ run: @escaping @Sendable (Request) async throws -> JSONObject
+    ) {
         socket.on(event) { args, ack in
             let reply: JSONValue
             do {
+                try limit?.take()
                 guard let object = args.first?.objectValue else {
                     throw ChatError(.invalidArgument, "\(event) takes an object as its argument.")
                 }
@@ -191,5 +204,35 @@ enum NativeChat {
             guard let number = value.intValue else { throw ChatError(.invalidArgument, "\(key) must be an integer.") }
             return number
         }
+    }
+}
+
+/// The rate limits of one connection.
+final class ConnectionLimits: Sendable {
+    /// One token bucket, checked against the service's clock.
+    final class Bucket: Sendable {
+        private let bucket: Mutex<TokenBucket>
+        private let service: ChatService
+
+        init(_ limit: RateLimit, service: ChatService) {
+            self.bucket = Mutex(TokenBucket(limit))
+            self.service = service
+        }
+
+        /// Takes a token, or refuses with `rate_limited` and how long to wait.
+        func take() throws(ChatError) {
+            let now = service.now
+            if let wait = bucket.withLock({ $0.take(now: now) }) {
+                throw ChatError(.rateLimited, "Too many requests; try again in \(wait) ms.")
+            }
+        }
+    }
+
+    let messages: Bucket
+    let joins: Bucket
+
+    init(service: ChatService) {
+        messages = Bucket(service.configuration.messageRate, service: service)
+        joins = Bucket(service.configuration.joinRate, service: service)
     }
 }

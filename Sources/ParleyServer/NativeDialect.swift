@@ -66,6 +66,10 @@ enum NativeDialect {
             object["from"] = user(from)
             object["typing"] = .bool(isTyping)
             return ("typing", .object(object))
+        case .cleared(let room, let by):
+            return ("room:cleared", ["room": .string(room), "by": user(by)])
+        case .removed(let room, let removed, let by):
+            return ("room:removed", ["room": .string(room), "user": user(removed), "by": user(by)])
         }
     }
 

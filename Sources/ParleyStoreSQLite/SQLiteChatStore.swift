@@ -149,6 +149,15 @@ public final class SQLiteChatStore: ChatStore {
         return deleted
     }
 
+    public func deleteMessages(in conversation: ConversationKey) async throws -> Int {
+        let deleted = try await database.write { db in
+            try db.execute(sql: "DELETE FROM message WHERE conversation = ?", arguments: [conversation.rawValue])
+            return db.changesCount
+        }
+        if deleted > 0 { try await scrubJournal() }
+        return deleted
+    }
+
     /// Deleted rows are overwritten in the database file (`secure_delete`), but the write-ahead
     /// log still holds the pages as they were. A truncating checkpoint copies the scrubbed pages
     /// into the database file and empties the log, so that no copy of deleted content remains.

@@ -429,3 +429,49 @@ def test_receipts_and_typing_reach_the_right_people_and_nobody_else(parley):
     finally:
         for chatter in (ada, bob, cy, outsider):
             chatter.close()
+
+
+def test_the_owner_moderates_a_room(parley):
+    owner = Chatter(parley, auth={"token": register(parley, "mod_owner")["token"]})
+    member = Chatter(parley, auth={"name": "mod_member"})
+    watcher = Chatter(parley, auth={"name": "mod_watcher"})
+    removed_events, cleared_events = [], []
+    member.client.on("room:removed", lambda payload: removed_events.append(payload))
+    watcher.client.on("room:cleared", lambda payload: cleared_events.append(payload))
+    try:
+        owner.ok("room:join", {"room": "mod-room"})
+        member.ok("room:join", {"room": "mod-room"})
+        member_id = next(m["id"] for m in member.ok("room:members", {"room": "mod-room"})["members"] if m["name"] == "mod_member")
+        watcher.ok("room:join", {"room": "mod-room"})
+        member.ok("message:send", {"room": "mod-room", "text": "spam"})
+        assert member.error("room:clear", {"room": "mod-room"}) == "not_owner"
+        assert member.error("room:remove", {"room": "mod-room", "user": member_id}) == "not_owner"
+        assert owner.ok("room:clear", {"room": "mod-room"})["deleted"] == 1
+        eventually(lambda: cleared_events)
+        assert cleared_events[0]["by"]["name"] == "mod_owner"
+        assert watcher.ok("history:get", {"room": "mod-room"})["messages"] == []
+        owner.ok("room:remove", {"room": "mod-room", "user": member_id})
+        eventually(lambda: removed_events)
+        assert removed_events[0]["user"]["name"] == "mod_member"
+        assert member.error("message:send", {"room": "mod-room", "text": "let me back"}) == "not_a_member"
+        eventually(lambda: [m["name"] for m in watcher.members[-1]["members"]] == ["mod_owner", "mod_watcher"])
+    finally:
+        for chatter in (owner, member, watcher):
+            chatter.close()
+
+
+def test_sending_too_fast_is_refused_clearly_and_recovers(parley):
+    chatter = Chatter(parley, auth={"name": "hasty"})
+    try:
+        chatter.ok("room:join", {"room": "fast-room"})
+        codes = [chatter.call("message:send", {"room": "fast-room", "text": f"m{i}"}) for i in range(45)]
+        refused = [reply for reply in codes if not reply["ok"]]
+        assert refused, "45 messages at once must pass the burst of 30"
+        assert {reply["error"]["code"] for reply in refused} == {"rate_limited"}
+        assert "try again" in refused[0]["error"]["message"]
+        time.sleep(1.2)
+        assert chatter.ok("message:send", {"room": "fast-room", "text": "calmer now"})
+        joins = [chatter.call("room:join", {"room": f"join-{i}"}) for i in range(15)]
+        assert any(not reply["ok"] and reply["error"]["code"] == "rate_limited" for reply in joins)
+    finally:
+        chatter.close()
