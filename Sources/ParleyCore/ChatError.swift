@@ -44,6 +44,12 @@ public struct ChatError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let notFriends = Code(rawValue: "not_friends")
         /// Only the room's owner may do this.
         public static let notOwner = Code(rawValue: "not_owner")
+        /// An image larger than the limit.
+        public static let imageTooLarge = Code(rawValue: "image_too_large")
+        /// Not a PNG, JPEG, GIF or WebP image.
+        public static let unsupportedImage = Code(rawValue: "unsupported_image")
+        /// No such message or image (or not yours to see).
+        public static let notFound = Code(rawValue: "not_found")
         /// Too many actions in a short time; try again a little later.
         public static let rateLimited = Code(rawValue: "rate_limited")
         /// The server failed; nothing was changed.

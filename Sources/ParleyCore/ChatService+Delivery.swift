@@ -72,6 +72,17 @@ extension ChatService {
         }
     }
 
+    /// The image of a stored message, for someone who belongs to its conversation. Anything
+    /// else is `not_found`, so that nobody learns what exists elsewhere.
+    public func image(ofMessage id: Int64, for identity: Identity, on connection: ConnectionID) async throws(ChatError) -> MessageImage {
+        let notFound = ChatError(.notFound, "No such image.")
+        guard let message = try await storage({ try await store.message(id: id) }),
+              try await belongs(identity, to: message.conversation, on: connection),
+              let image = try await storage({ try await store.image(ofMessage: id) })
+        else { throw notFound }
+        return image
+    }
+
     /// Whether `identity` may see the conversation: present in or member of the room, or one of
     /// the two accounts of a direct conversation.
     private func belongs(_ identity: Identity, to conversation: ConversationKey, on connection: ConnectionID) async throws(ChatError) -> Bool {

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Friends, blocks and direct messages: accounts only.
 public struct FriendList: Sendable, Hashable {
     /// Accepted friends.
@@ -139,11 +141,14 @@ extension ChatService {
 
     /// Sends a direct message to a friend. Both accounts' connections receive it.
     public func sendDirect(
-        _ text: String, to handle: String, clientID: String?, from identity: Identity
+        _ text: String, image: Data? = nil, to handle: String, clientID: String?, from identity: Identity
     ) async throws(ChatError) -> (message: StoredMessage, to: Identity) {
-        try validate(text: text, clientID: clientID)
+        let image = try image.map { (data) throws(ChatError) in try MessageImage.validated(data, limit: configuration.maxImageBytes) }
+        try validate(text: text, clientID: clientID, withImage: image != nil)
         let other = try await friend(handle, of: identity)
-        let (stored, inserted) = try await post(text, in: .direct(identity.id, other.id), clientID: clientID, from: identity, recipients: [other.id])
+        let (stored, inserted) = try await post(
+            text, image: image, in: .direct(identity.id, other.id), clientID: clientID, from: identity, recipients: [other.id]
+        )
         if inserted {
             sink.publish(.direct(stored, to: other.identity), to: .user(other.id))
             sink.publish(.direct(stored, to: other.identity), to: .user(identity.id))

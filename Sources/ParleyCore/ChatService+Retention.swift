@@ -38,7 +38,8 @@ extension ChatService {
     /// Stores (or, for `none`, only numbers) a message under its conversation's policy. A
     /// message for `until-delivered` with no recipient account is relayed and never stored.
     func post(
-        _ text: String, in conversation: ConversationKey, clientID: String?, from identity: Identity, recipients: [UserID]
+        _ text: String, image: MessageImage?, in conversation: ConversationKey, clientID: String?, from identity: Identity,
+        recipients: [UserID]
     ) async throws(ChatError) -> (message: StoredMessage, inserted: Bool) {
         let policy = try await retention(of: conversation)
         let now = clock()
@@ -47,13 +48,15 @@ extension ChatService {
                 if let clientID, let known = log.existing(sender: identity.id, clientID: clientID) { return (known, false) }
                 let message = StoredMessage(
                     id: log.nextID(now: now), conversation: conversation, sender: identity, text: text,
-                    clientID: clientID, sentAt: now, retention: .none
+                    clientID: clientID, sentAt: now, retention: .none, image: image
                 )
                 log.remember(message)
                 return (message, true)
             }
         }
-        let new = NewMessage(conversation: conversation, sender: identity, text: text, clientID: clientID, sentAt: now, retention: policy)
+        let new = NewMessage(
+            conversation: conversation, sender: identity, text: text, clientID: clientID, sentAt: now, retention: policy, image: image
+        )
         return try await storage { try await store.insertMessage(new, recipients: recipients) }
     }
 

@@ -12,6 +12,9 @@ public struct ChatConfiguration: Sendable {
     public var passwordLength = 8...256
     /// The password hash. Default scrypt N=2^15, r=8, p=1.
     public var passwordHasher = PasswordHasher()
+    /// The largest image, in bytes. Default 900,000, which fits under the engine's default
+    /// 1,000,000-byte maximum payload.
+    public var maxImageBytes = 900_000
     /// Per connection: messages and typing (`message:send`, `dm:send`, `typing`). Default 10
     /// per second, 30 at once.
     public var messageRate = RateLimit(perSecond: 10, burst: 30)
@@ -185,22 +188,23 @@ public final class ChatService: Sendable {
     /// Posts a text message to a room the connection is in. Returns the stored message; a
     /// retry with the same `clientID` returns the first one and sends nothing again.
     public func send(
-        _ text: String, to room: String, clientID: String?, from identity: Identity, on connection: ConnectionID
+        _ text: String, image: Data? = nil, to room: String, clientID: String?, from identity: Identity, on connection: ConnectionID
     ) async throws(ChatError) -> StoredMessage {
         let name = try Names.roomName(room)
-        try validate(text: text, clientID: clientID)
+        let image = try image.map { (data) throws(ChatError) in try MessageImage.validated(data, limit: configuration.maxImageBytes) }
+        try validate(text: text, clientID: clientID, withImage: image != nil)
         guard presence.withLock({ $0.contains(connection, in: name) }) else {
             throw ChatError(.notMember, "Join \(name) before writing to it.")
         }
         let recipients = try await storage { try await store.members(of: name) }.filter { $0 != identity.id }
-        let (stored, inserted) = try await post(text, in: .room(name), clientID: clientID, from: identity, recipients: recipients)
+        let (stored, inserted) = try await post(text, image: image, in: .room(name), clientID: clientID, from: identity, recipients: recipients)
         if inserted { sink.publish(.message(stored), to: .room(name)) }
         return stored
     }
 
-    /// Checks a message's text and client id.
-    func validate(text: String, clientID: String?) throws(ChatError) {
-        guard !text.trimmingWhitespace.isEmpty else { throw ChatError(.emptyMessage, "A message cannot be empty.") }
+    /// Checks a message's text (which may be empty under an image) and client id.
+    func validate(text: String, clientID: String?, withImage: Bool = false) throws(ChatError) {
+        guard withImage || !text.trimmingWhitespace.isEmpty else { throw ChatError(.emptyMessage, "A message cannot be empty.") }
         guard text.count <= configuration.maxMessageLength else {
             throw ChatError(.messageTooLong, "A message has at most \(configuration.maxMessageLength) characters.")
         }

@@ -57,6 +57,8 @@ public protocol ChatStore: Sendable {
     func insertMessage(_ message: NewMessage, recipients: [UserID]) async throws -> (message: StoredMessage, inserted: Bool)
     /// The message with this id.
     func message(id: Int64) async throws -> StoredMessage?
+    /// The image of the message with this id, with its bytes.
+    func image(ofMessage id: Int64) async throws -> MessageImage?
     /// Up to `limit` messages waiting in an account's inbox with ids above `after`, oldest first.
     func pendingMessages(for user: UserID, after: Int64?, limit: Int) async throws -> [StoredMessage]
     /// Takes messages out of an account's inbox; returns those that were in it. Messages kept

@@ -13,6 +13,7 @@ public final class InMemoryChatStore: ChatStore {
         var nextMessageID: Int64 = 1
         var inboxes: [UserID: Set<Int64>] = [:]
         var messagesByID: [Int64: StoredMessage] = [:]
+        var images: [Int64: MessageImage] = [:]
         var retention: [ConversationKey: RetentionPolicy] = [:]
         var friendRequests: [Set<UserID>: FriendRequest] = [:]
         var blocks: Set<Block> = []
@@ -135,6 +136,10 @@ public final class InMemoryChatStore: ChatStore {
         tables.withLock { $0.messagesByID[id] }
     }
 
+    public func image(ofMessage id: Int64) async throws -> MessageImage? {
+        tables.withLock { $0.images[id] }
+    }
+
     public func pendingMessages(for user: UserID, after: Int64?, limit: Int) async throws -> [StoredMessage] {
         tables.withLock { tables in
             let ids = (tables.inboxes[user] ?? []).filter { $0 > (after ?? 0) }.sorted().prefix(limit)
@@ -170,6 +175,7 @@ public final class InMemoryChatStore: ChatStore {
 
     private static func delete(_ message: StoredMessage, from tables: inout Tables) {
         tables.messagesByID[message.id] = nil
+        tables.images[message.id] = nil
         tables.messages[message.conversation]?.removeAll { $0.id == message.id }
         for user in tables.inboxes.keys { tables.inboxes[user]?.remove(message.id) }
         tables.clientIDs = tables.clientIDs.filter { $0.value.id != message.id }
@@ -191,6 +197,7 @@ public final class InMemoryChatStore: ChatStore {
             let stored = StoredMessage(id: tables.nextMessageID, message)
             tables.nextMessageID += 1
             tables.messagesByID[stored.id] = stored
+            if let image = message.image { tables.images[stored.id] = image }
             for recipient in recipients { tables.inboxes[recipient, default: []].insert(stored.id) }
             tables.messages[message.conversation, default: []].append(stored)
             if let clientID = message.clientID {

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Milliseconds since 1970, the unit of every timestamp Parley stores and sends.
 public typealias Timestamp = Int64
 
@@ -100,6 +102,50 @@ public enum RetentionPolicy: String, Sendable, Hashable, CaseIterable {
     case none
 }
 
+/// An image attached to a message. Its type is found from its first bytes, never taken from
+/// the client.
+public struct MessageImage: Sendable, Hashable {
+    /// The media type: `image/png`, `image/jpeg`, `image/gif` or `image/webp`.
+    public let type: String
+    /// The size in bytes.
+    public let size: Int
+    /// The bytes, when they travel with the message (on the way in, and for messages that are
+    /// never stored); `nil` in stored messages, whose images are fetched one by one.
+    public let data: Data?
+
+    public init(type: String, size: Int, data: Data?) {
+        self.type = type
+        self.size = size
+        self.data = data
+    }
+
+    /// Checks `data` is a PNG, JPEG, GIF or WebP image of at most `limit` bytes.
+    public static func validated(_ data: Data, limit: Int) throws(ChatError) -> MessageImage {
+        guard !data.isEmpty else { throw ChatError(.unsupportedImage, "The image is empty.") }
+        guard data.count <= limit else { throw ChatError(.imageTooLarge, "An image has at most \(limit) bytes.") }
+        guard let type = sniff(data) else {
+            throw ChatError(.unsupportedImage, "Only PNG, JPEG, GIF and WebP images can be sent.")
+        }
+        return MessageImage(type: type, size: data.count, data: data)
+    }
+
+    /// The media type of an image from its signature, or `nil`.
+    static func sniff(_ data: Data) -> String? {
+        let bytes = [UInt8](data.prefix(12))
+        func starts(_ signature: [UInt8], at offset: Int = 0) -> Bool {
+            bytes.count >= offset + signature.count && Array(bytes[offset..<offset + signature.count]) == signature
+        }
+        if starts([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]) { return "image/png" }
+        if starts([0xFF, 0xD8, 0xFF]) { return "image/jpeg" }
+        if starts(Array("GIF87a".utf8)) || starts(Array("GIF89a".utf8)) { return "image/gif" }
+        if starts(Array("RIFF".utf8)) && starts(Array("WEBP".utf8), at: 8) { return "image/webp" }
+        return nil
+    }
+
+    /// The same image without its bytes.
+    public var withoutData: MessageImage { MessageImage(type: type, size: size, data: nil) }
+}
+
 /// A message to store.
 public struct NewMessage: Sendable, Hashable {
     public let conversation: ConversationKey
@@ -110,10 +156,12 @@ public struct NewMessage: Sendable, Hashable {
     public let sentAt: Timestamp
     /// The conversation's policy when the message was sent; it decides the message's fate.
     public let retention: RetentionPolicy
+    /// An attached image, with its bytes.
+    public let image: MessageImage?
 
     public init(
         conversation: ConversationKey, sender: Identity, text: String, clientID: String?, sentAt: Timestamp,
-        retention: RetentionPolicy = .keep
+        retention: RetentionPolicy = .keep, image: MessageImage? = nil
     ) {
         self.conversation = conversation
         self.sender = sender
@@ -121,6 +169,7 @@ public struct NewMessage: Sendable, Hashable {
         self.clientID = clientID
         self.sentAt = sentAt
         self.retention = retention
+        self.image = image
     }
 }
 
@@ -133,10 +182,12 @@ public struct StoredMessage: Sendable, Hashable {
     public let clientID: String?
     public let sentAt: Timestamp
     public let retention: RetentionPolicy
+    /// The attached image's type and size (its bytes only for messages never stored).
+    public let image: MessageImage?
 
     public init(
         id: Int64, conversation: ConversationKey, sender: Identity, text: String, clientID: String?, sentAt: Timestamp,
-        retention: RetentionPolicy = .keep
+        retention: RetentionPolicy = .keep, image: MessageImage? = nil
     ) {
         self.id = id
         self.conversation = conversation
@@ -145,13 +196,14 @@ public struct StoredMessage: Sendable, Hashable {
         self.clientID = clientID
         self.sentAt = sentAt
         self.retention = retention
+        self.image = image
     }
 
-    /// The stored form of `new` under id `id`.
+    /// The stored form of `new` under id `id`: the image without its bytes.
     public init(id: Int64, _ new: NewMessage) {
         self.init(
             id: id, conversation: new.conversation, sender: new.sender, text: new.text, clientID: new.clientID,
-            sentAt: new.sentAt, retention: new.retention
+            sentAt: new.sentAt, retention: new.retention, image: new.image?.withoutData
         )
     }
 

@@ -1,3 +1,5 @@
+import Foundation
+import NIOCore
 import ParleyCore
 import SocketIO
 import Synchronization
@@ -62,7 +64,7 @@ enum NativeChat {
             }
             command(socket, "message:send", limit: limits.messages) { request in
                 let stored = try await service.send(
-                    try request.string("text"), to: try request.string("room"),
+                    try request.optionalString("text") ?? "", image: try request.optionalBinary("image"), to: try request.string("room"),
                     clientID: try request.optionalString("clientId"), from: identity, on: connection
                 )
                 return ["message": NativeDialect.message(stored)]
@@ -79,10 +81,15 @@ enum NativeChat {
             }
             command(socket, "dm:send", limit: limits.messages) { request in
                 let (stored, recipient) = try await service.sendDirect(
-                    try request.string("text"), to: try request.string("to"),
+                    try request.optionalString("text") ?? "", image: try request.optionalBinary("image"), to: try request.string("to"),
                     clientID: try request.optionalString("clientId"), from: identity
                 )
                 return ["message": NativeDialect.message(stored, to: recipient)]
+            }
+            command(socket, "image:get") { request in
+                guard let id = try request.optionalInteger("id") else { throw ChatError(.invalidArgument, "id must be a message id.") }
+                let image = try await service.image(ofMessage: Int64(id), for: identity, on: connection)
+                return ["type": .string(image.type), "data": .binary(ByteBuffer(bytes: image.data ?? Data()))]
             }
             command(socket, "message:delivered") { request in
                 try await service.delivered(try request.ids("ids"), by: identity)
@@ -181,6 +188,12 @@ enum NativeChat {
                 throw ChatError(.invalidArgument, "policy is keep, until-delivered or none.")
             }
             return policy
+        }
+
+        func optionalBinary(_ key: String) throws(ChatError) -> Data? {
+            guard let value = object[key], !value.isNull else { return nil }
+            guard let bytes = value.binaryValue else { throw ChatError(.invalidArgument, "\(key) must be binary data.") }
+            return Data(bytes.readableBytesView)
         }
 
         func optionalBool(_ key: String) throws(ChatError) -> Bool? {

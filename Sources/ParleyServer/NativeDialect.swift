@@ -1,3 +1,5 @@
+import Foundation
+import NIOCore
 import ParleyCore
 import SocketIO
 
@@ -14,6 +16,11 @@ enum NativeDialect {
         object["from"] = user(message.sender)
         if let recipient { object["to"] = user(recipient) }
         object["text"] = .string(message.text)
+        if let image = message.image {
+            var attached: JSONObject = ["type": .string(image.type), "size": .number(Double(image.size))]
+            if let data = image.data { attached["data"] = .binary(ByteBuffer(bytes: data)) }
+            object["image"] = .object(attached)
+        }
         object["sentAt"] = .number(Double(message.sentAt))
         if let clientID = message.clientID { object["clientId"] = .string(clientID) }
         if message.isEphemeral { object["ephemeral"] = true }

@@ -119,7 +119,27 @@ public final class SQLiteChatStore: ChatStore {
                 );
                 """)
         }
+        migrator.registerMigration("2026-11-22-images") { db in
+            try db.execute(sql: """
+                CREATE TABLE message_image (
+                    message_id INTEGER PRIMARY KEY REFERENCES message(id) ON DELETE CASCADE,
+                    type TEXT NOT NULL,
+                    size INTEGER NOT NULL,
+                    bytes BLOB NOT NULL
+                );
+                """)
+        }
         return migrator
+    }
+
+    // MARK: Images
+
+    public func image(ofMessage id: Int64) async throws -> MessageImage? {
+        try await database.read { db in
+            try Row.fetchOne(db, sql: "SELECT type, size, bytes FROM message_image WHERE message_id = ?", arguments: [id]).map { row in
+                MessageImage(type: row["type"], size: row["size"], data: row["bytes"])
+            }
+        }
     }
 
     // MARK: Retention
@@ -352,7 +372,7 @@ public final class SQLiteChatStore: ChatStore {
 
     public func message(id: Int64) async throws -> StoredMessage? {
         try await database.read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM message WHERE id = ?", arguments: [id]).map(Self.message)
+            try Row.fetchOne(db, sql: "\(Self.messageSelect) WHERE message.id = ?", arguments: [id]).map(Self.message)
         }
     }
 
@@ -361,7 +381,7 @@ public final class SQLiteChatStore: ChatStore {
             try Row.fetchAll(
                 db,
                 sql: """
-                    SELECT message.* FROM inbox JOIN message ON message.id = inbox.message_id
+                    \(Self.messageSelect) JOIN inbox ON message.id = inbox.message_id
                     WHERE inbox.user_id = ? AND inbox.message_id > ? ORDER BY inbox.message_id LIMIT ?
                     """,
                 arguments: [user.rawValue, after ?? 0, limit]
@@ -376,7 +396,7 @@ public final class SQLiteChatStore: ChatStore {
             for id in ids {
                 try db.execute(sql: "DELETE FROM inbox WHERE user_id = ? AND message_id = ?", arguments: [user.rawValue, id])
                 guard db.changesCount > 0 else { continue }
-                guard let row = try Row.fetchOne(db, sql: "SELECT * FROM message WHERE id = ?", arguments: [id]) else { continue }
+                guard let row = try Row.fetchOne(db, sql: "\(Self.messageSelect) WHERE message.id = ?", arguments: [id]) else { continue }
                 let message = Self.message(row)
                 delivered.append(message)
                 if message.retention == .untilDelivered {
@@ -396,7 +416,9 @@ public final class SQLiteChatStore: ChatStore {
     public func insertMessage(_ message: NewMessage, recipients: [UserID]) async throws -> (message: StoredMessage, inserted: Bool) {
         try await database.write { db in
             if let clientID = message.clientID,
-               let row = try Row.fetchOne(db, sql: "SELECT * FROM message WHERE sender_id = ? AND client_id = ?", arguments: [message.sender.id.rawValue, clientID]) {
+               let row = try Row.fetchOne(
+                   db, sql: "\(Self.messageSelect) WHERE sender_id = ? AND client_id = ?", arguments: [message.sender.id.rawValue, clientID]
+               ) {
                 return (Self.message(row), false)
             }
             try db.execute(
@@ -410,6 +432,12 @@ public final class SQLiteChatStore: ChatStore {
                 ]
             )
             let stored = StoredMessage(id: db.lastInsertedRowID, message)
+            if let image = message.image, let data = image.data {
+                try db.execute(
+                    sql: "INSERT INTO message_image (message_id, type, size, bytes) VALUES (?, ?, ?, ?)",
+                    arguments: [stored.id, image.type, image.size, data]
+                )
+            }
             for recipient in recipients {
                 try db.execute(sql: "INSERT OR IGNORE INTO inbox (user_id, message_id) VALUES (?, ?)", arguments: [recipient.rawValue, stored.id])
             }
@@ -421,12 +449,18 @@ public final class SQLiteChatStore: ChatStore {
         try await database.read { db in
             let rows = try Row.fetchAll(
                 db,
-                sql: "SELECT * FROM message WHERE conversation = ? AND id < ? ORDER BY id DESC LIMIT ?",
+                sql: "\(Self.messageSelect) WHERE conversation = ? AND message.id < ? ORDER BY message.id DESC LIMIT ?",
                 arguments: [conversation.rawValue, before ?? Int64.max, limit]
             )
             return rows.reversed().map(Self.message)
         }
     }
+
+    /// Messages with their image's type and size (never its bytes).
+    private static let messageSelect = """
+        SELECT message.*, message_image.type AS image_type, message_image.size AS image_size
+        FROM message LEFT JOIN message_image ON message_image.message_id = message.id
+        """
 
     private static func message(_ row: Row) -> StoredMessage {
         StoredMessage(
@@ -439,7 +473,8 @@ public final class SQLiteChatStore: ChatStore {
             text: row["body"],
             clientID: row["client_id"],
             sentAt: row["sent_at"],
-            retention: RetentionPolicy(rawValue: row["retention"]) ?? .keep
+            retention: RetentionPolicy(rawValue: row["retention"]) ?? .keep,
+            image: (row["image_type"] as String?).map { MessageImage(type: $0, size: row["image_size"], data: nil) }
         )
     }
 }

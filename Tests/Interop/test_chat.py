@@ -211,7 +211,8 @@ def test_history_is_paged_and_for_members_only(parley):
         ("room:join", {"room": "x" * 65}, "invalid_room_name"),
         ("room:join", {"room": "bad/name"}, "invalid_room_name"),
         ("room:leave", {"room": "never-joined"}, "not_a_member"),
-        ("message:send", {"room": "lobby"}, "invalid_argument"),
+        ("message:send", {"room": "lobby"}, "empty_message"),
+        ("message:send", {"room": "lobby", "image": "not bytes"}, "invalid_argument"),
         ("message:send", {"room": "lobby", "text": ["x"]}, "invalid_argument"),
         ("message:send", {"room": "lobby", "text": ""}, "empty_message"),
         ("message:send", {"room": "lobby", "text": "x" * 4001}, "message_too_long"),
@@ -475,3 +476,39 @@ def test_sending_too_fast_is_refused_clearly_and_recovers(parley):
         assert any(not reply["ok"] and reply["error"]["code"] == "rate_limited" for reply in joins)
     finally:
         chatter.close()
+
+
+PNG = bytes([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]) + bytes(range(256)) * 40
+GIF = b"GIF89a" + bytes(range(200))
+
+
+def test_images_are_checked_stored_and_served_to_members_only(parley):
+    ada = Chatter(parley, auth={"token": register(parley, "img_ada")["token"]})
+    bob = Chatter(parley, auth={"token": register(parley, "img_bob")["token"]}, transports=("polling",))
+    outsider = Chatter(parley, auth={"name": "img_outsider"})
+    try:
+        ada.ok("room:join", {"room": "gallery"})
+        bob.ok("room:join", {"room": "gallery"})
+        outsider.ok("room:join", {"room": "elsewhere"})
+        sent = ada.ok("message:send", {"room": "gallery", "text": "a picture", "image": PNG})["message"]
+        assert sent["image"] == {"type": "image/png", "size": len(PNG)}
+        eventually(lambda: bob.messages)
+        assert bob.messages[0]["image"] == {"type": "image/png", "size": len(PNG)}
+        fetched = bob.ok("image:get", {"id": sent["id"]})
+        assert fetched["type"] == "image/png" and fetched["data"] == PNG
+        assert outsider.error("image:get", {"id": sent["id"]}) == "not_found"
+        assert outsider.error("image:get", {"id": 10**12}) == "not_found"
+        # Checked by content, whatever the client claims.
+        assert ada.error("message:send", {"room": "gallery", "image": b"<svg onload=alert(1)>"}) == "unsupported_image"
+        assert ada.error("message:send", {"room": "gallery", "image": PNG[:8] + bytes(950_000)}) == "image_too_large"
+        # Between friends, an image alone.
+        make_friends(ada, bob, "img_bob", "img_ada")
+        direct = ada.ok("dm:send", {"to": "img_bob", "image": GIF})["message"]
+        assert direct["image"]["type"] == "image/gif" and direct["text"] == ""
+        assert bob.ok("image:get", {"id": direct["id"]})["data"] == GIF
+        assert outsider.error("image:get", {"id": direct["id"]}) == "not_found"
+        time.sleep(0.3)
+        assert outsider.messages == [] and outsider.dms == []
+    finally:
+        for chatter in (ada, bob, outsider):
+            chatter.close()
