@@ -220,12 +220,27 @@ def test_history_is_paged_and_for_members_only(parley):
         ("history:get", {"room": "lobby", "limit": "ten"}, "invalid_argument"),
         ("history:get", {"room": "lobby", "limit": 1000}, "invalid_argument"),
         ("history:get", {"room": "lobby", "before": 1.5}, "invalid_argument"),
+        ("history:get", {"with": 5}, "invalid_argument"),
+        ("dm:send", {"to": 7, "text": "hi"}, "invalid_argument"),
+        ("friend:request", {"handle": 5}, "invalid_argument"),
+        ("friend:accept", {}, "invalid_argument"),
+        ("block", {"handle": None}, "invalid_argument"),
+        ("typing", {"room": 5}, "invalid_argument"),
+        ("typing", {}, "invalid_argument"),
+        ("typing", {"room": "lobby", "typing": "yes"}, "invalid_argument"),
+        ("room:retention", {"room": "lobby"}, "invalid_argument"),
+        ("room:remove", {"room": "lobby"}, "invalid_argument"),
+        ("image:get", {"id": "x"}, "invalid_argument"),
+        ("image:get", {}, "invalid_argument"),
+        ("message:delivered", {"ids": ["a"]}, "invalid_argument"),
+        ("message:read", {"ids": [1] * 101}, "invalid_argument"),
+        ("friend:list", [], "invalid_argument"),
     ],
 )
 def test_bad_input_to_every_event_gets_a_clear_error(parley, event, payload, code):
     chatter = Chatter(parley, auth={"name": "tester"})
     try:
-        if event in ("message:send", "history:get"):
+        if event in ("message:send", "history:get", "typing", "room:retention", "room:remove"):
             chatter.ok("room:join", {"room": "lobby"})
         assert chatter.error(event, payload) == code
         # The connection is still fine afterwards.
