@@ -1,7 +1,7 @@
 /// What a room's owner may do.
 extension ChatService {
-    /// The room, if `identity` owns it.
-    private func ownedRoom(_ room: String, by identity: Identity) async throws(ChatError) -> String {
+    /// The room's name, if `identity` owns it; otherwise `not_owner`.
+    func ownedRoom(_ room: String, by identity: Identity) async throws(ChatError) -> String {
         let name = try Names.roomName(room)
         guard let stored = try await storage({ try await store.room(named: name) }), stored.owner == identity.id else {
             throw ChatError(.notOwner, "Only the owner of \(name) can do this.")

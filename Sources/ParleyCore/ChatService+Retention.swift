@@ -62,10 +62,7 @@ extension ChatService {
 
     /// Sets a room's retention for the messages sent from now on. Only its owner may.
     public func setRetention(_ policy: RetentionPolicy, ofRoom room: String, by identity: Identity) async throws(ChatError) {
-        let name = try Names.roomName(room)
-        guard let stored = try await storage({ try await store.room(named: name) }), stored.owner == identity.id else {
-            throw ChatError(.notOwner, "Only the owner of \(name) can change how long it keeps messages.")
-        }
+        let name = try await ownedRoom(room, by: identity)
         try await storage { try await store.setRetention(policy, for: .room(name)) }
     }
 
