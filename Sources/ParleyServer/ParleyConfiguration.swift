@@ -10,7 +10,12 @@ public struct ParleyConfiguration: Sendable {
     /// The port to listen on; 0 picks a free one. Default 3000.
     public var port = 3000
     /// The Engine.IO options (path `/socket.io/`, ping 25 s / 20 s, max payload 1 MB, CORS off).
-    public var engine = EngineConfiguration()
+    /// Parley accepts Engine.IO v3 clients (socket.io-client 1.x and 2.x) too.
+    public var engine: EngineConfiguration = {
+        var engine = EngineConfiguration()
+        engine.allowEIO3 = true
+        return engine
+    }()
     /// The Socket.IO options (connect timeout 45 s; connection state recovery off, as in the
     /// reference server, because it appends an offset argument to every broadcast, which
     /// clients with fixed-arity handlers do not expect).

@@ -46,6 +46,9 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("cors-origin"), help: "An origin allowed to reach the server from a browser page served elsewhere (repeatable; * for any).")
     var corsOrigins: [String] = []
 
+    @Flag(name: .customLong("no-eio3"), help: "Refuse Engine.IO v3 clients (socket.io-client 1.x and 2.x) with error code 5.")
+    var noEIO3 = false
+
     @Option(help: "Transports clients may use: polling, websocket (repeatable).")
     var transport: [String] = ["polling", "websocket"]
 
@@ -93,6 +96,7 @@ struct Serve: AsyncParsableCommand {
         engine.maxPayload = maxPayload
         engine.transports = Set(transport.compactMap(EngineTransport.init(rawValue:)))
         engine.cors = CORSConfiguration(allowedOrigins: corsOrigins)
+        engine.allowEIO3 = !noEIO3
         configuration.engine = engine
         configuration.socketIO.connectTimeout = .milliseconds(Int64(connectTimeout))
         configuration.socketIO.connectionStateRecovery =

@@ -131,6 +131,20 @@ def make_testbed():
 
 
 @pytest.fixture(scope="module")
+def make_testbed_module():
+    started = []
+
+    def make(**options):
+        server = start_testbed(**options)
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
 def parley():
     server = start_parley()
     yield server

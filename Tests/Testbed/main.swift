@@ -37,6 +37,7 @@ engineConfiguration.pingTimeout = .milliseconds(Int64(option("ping-timeout", 20_
 engineConfiguration.maxPayload = option("max-payload", 1_000_000)
 engineConfiguration.maxBufferedBytes = option("buffer", 4 << 20)
 if let origin = options["cors"] { engineConfiguration.cors = CORSConfiguration(allowedOrigins: [origin]) }
+engineConfiguration.allowEIO3 = options["eio3"] == "1"
 var ioConfiguration = SocketIOConfiguration()
 ioConfiguration.connectTimeout = .milliseconds(Int64(option("connect-timeout", 45_000)))
 if let seconds = options["recovery"].flatMap(Int64.init) {

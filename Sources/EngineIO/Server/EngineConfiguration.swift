@@ -25,6 +25,9 @@ public struct EngineConfiguration: Sendable {
     public var maxBufferedBytes: Int = 4 << 20
     /// Cross-origin access for browsers on other origins. Default: none.
     public var cors = CORSConfiguration()
+    /// Whether Engine.IO v3 clients (socket.io-client 1.x and 2.x) are accepted. Default `false`,
+    /// as in the reference server: they are refused with code 5.
+    public var allowEIO3 = false
 
     /// The defaults, served at `path`.
     public init(path: String = "/socket.io/") {

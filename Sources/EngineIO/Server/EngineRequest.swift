@@ -12,6 +12,11 @@ public enum EngineRequestKind: Sendable, Equatable {
     /// A CORS preflight.
     case preflight
 
+    /// The protocol revision a request names with `EIO`; `nil` for none or another.
+    public static func version(of query: [String: String]) -> EngineProtocolVersion? {
+        query["EIO"].flatMap(Int.init).flatMap(EngineProtocolVersion.init(rawValue:))
+    }
+
     /// Checks a request against the Engine.IO v4 rules, in the reference server's order:
     /// transport, session, handshake method, protocol version, upgrade header, origin.
     ///
@@ -39,7 +44,7 @@ public enum EngineRequestKind: Sendable, Equatable {
         else {
             return .failure(EngineHTTPError(.unknownTransport))
         }
-        guard query["EIO"] == "4" else {
+        guard let version = version(of: query), version == .v4 || configuration.allowEIO3 else {
             return .failure(EngineHTTPError(.unsupportedProtocolVersion))
         }
         guard configuration.cors.allows(origin: origin) else {

@@ -73,9 +73,11 @@ public final class EngineServer: Sendable {
         deliverOpen: (EngineSocket, EnginePacket) -> Void
     ) -> EngineSocket {
         let metrics = self.metrics
+        let version = EngineRequestKind.version(of: handshake.query) ?? .v4
         let session = EngineSocket(
             id: SessionID.make(),
             transport: transport,
+            protocolVersion: version,
             handshake: handshake,
             eventLoop: eventLoop,
             configuration: configuration,
@@ -88,20 +90,21 @@ public final class EngineServer: Sendable {
         )
         sessions.withLock { $0[session.id] = session }
         metrics.opened(transport)
-        deliverOpen(session, openPacket(sid: session.id, transport: transport))
+        deliverOpen(session, openPacket(sid: session.id, transport: transport, version: version))
         logger.debug("session opened", metadata: ["eio.sid": .string(session.id), "eio.transport": .string(transport.rawValue)])
         connectionHandler.withLock { $0 }?(session)
         session.startHeartbeat()
         return session
     }
 
-    func openPacket(sid: String, transport: EngineTransport) -> EnginePacket {
+    /// The open packet: v3 has no `maxPayload`.
+    func openPacket(sid: String, transport: EngineTransport, version: EngineProtocolVersion = .v4) -> EnginePacket {
         let upgrades = transport == .polling && configuration.allowUpgrades && configuration.transports.contains(.websocket)
-        let json = "{\"sid\":\"\(sid)\",\"upgrades\":[\(upgrades ? "\"websocket\"" : "")],"
+        var json = "{\"sid\":\"\(sid)\",\"upgrades\":[\(upgrades ? "\"websocket\"" : "")],"
             + "\"pingInterval\":\(configuration.pingInterval.milliseconds),"
-            + "\"pingTimeout\":\(configuration.pingTimeout.milliseconds),"
-            + "\"maxPayload\":\(configuration.maxPayload)}"
-        return EnginePacket(.open, json)
+            + "\"pingTimeout\":\(configuration.pingTimeout.milliseconds)"
+        if version == .v4 { json += ",\"maxPayload\":\(configuration.maxPayload)" }
+        return EnginePacket(.open, json + "}")
     }
 }
 

@@ -39,6 +39,10 @@ public final class EngineSocket: Sendable {
     public let handshake: EngineHandshakeRequest
     /// The event loop that runs this session's timers.
     public let eventLoop: any EventLoop
+    /// The Engine.IO revision the client speaks.
+    public let protocolVersion: EngineProtocolVersion
+    /// A v3 polling client that asked (`b64=1`) for binary packets as base64 text.
+    let base64Only: Bool
 
     private struct Handlers {
         var message: (@Sendable (EngineMessage) -> Void)?
@@ -67,6 +71,7 @@ public final class EngineSocket: Sendable {
     init(
         id: String,
         transport: EngineTransport,
+        protocolVersion: EngineProtocolVersion,
         handshake: EngineHandshakeRequest,
         eventLoop: any EventLoop,
         configuration: EngineConfiguration,
@@ -77,6 +82,8 @@ public final class EngineSocket: Sendable {
         self.id = id
         self.handshake = handshake
         self.eventLoop = eventLoop
+        self.protocolVersion = protocolVersion
+        self.base64Only = handshake.query["b64"].map { $0 == "1" || $0 == "true" } ?? false
         self.configuration = configuration
         var logger = logger
         logger[metadataKey: "eio.sid"] = .string(id)
@@ -86,7 +93,10 @@ public final class EngineSocket: Sendable {
         self.state = Mutex(
             State(
                 machine: SessionStateMachine(transport: transport, maxQueuedBytes: configuration.maxBufferedBytes),
-                heartbeat: Heartbeat(pingInterval: configuration.pingInterval, pingTimeout: configuration.pingTimeout, now: .now())
+                heartbeat: Heartbeat(
+                    pingInterval: configuration.pingInterval, pingTimeout: configuration.pingTimeout, now: .now(),
+                    mode: protocolVersion == .v3 ? .clientPings : .serverPings
+                )
             )
         )
     }
@@ -186,10 +196,10 @@ public final class EngineSocket: Sendable {
     /// ``EngineConfiguration/maxBufferedBytes``; a client that lets them is closed.
     private func writeBounded(_ packets: [EnginePacket], bytes: Int, to channel: any Channel) {
         let limit = configuration.maxBufferedBytes
+        let version = protocolVersion
         channel.eventLoop.execute { [self] in
             for packet in packets {
-                let frame = WebSocketFrame(fin: true, opcode: packet.isBinary ? .binary : .text, data: packet.wire)
-                channel.write(frame, promise: nil)
+                channel.write(Self.frame(packet, version: version), promise: nil)
             }
             channel.flush()
             let waiting = queuedBytes.subtract(bytes, ordering: .relaxed).newValue
@@ -205,14 +215,25 @@ public final class EngineSocket: Sendable {
     /// Writes frames to a WebSocket on its event loop, then flushes once. Always deferred to
     /// the loop, so that no channel event runs while a session lock is held, writes keep their
     /// order, and the writes of one loop tick leave in one flush.
-    static func write(_ packets: [EnginePacket], to channel: any Channel) {
+    static func write(_ packets: [EnginePacket], to channel: any Channel, version: EngineProtocolVersion) {
         channel.eventLoop.execute {
             for packet in packets {
-                let frame = WebSocketFrame(fin: true, opcode: packet.isBinary ? .binary : .text, data: packet.wire)
-                channel.write(frame, promise: nil)
+                channel.write(frame(packet, version: version), promise: nil)
             }
             channel.flush()
         }
+    }
+
+    /// The WebSocket frame of a packet: the wire form as is, except that v3 binary frames start
+    /// with the packet type byte.
+    static func frame(_ packet: EnginePacket, version: EngineProtocolVersion) -> WebSocketFrame {
+        guard packet.isBinary else { return WebSocketFrame(fin: true, opcode: .text, data: packet.wire) }
+        guard version == .v3 else { return WebSocketFrame(fin: true, opcode: .binary, data: packet.wire) }
+        var data = ByteBuffer()
+        data.reserveCapacity(packet.wire.readableBytes + 1)
+        data.writeInteger(EnginePacketType.message.rawValue)
+        data.writeImmutableBuffer(packet.wire)
+        return WebSocketFrame(fin: true, opcode: .binary, data: data)
     }
 
     // MARK: Closing
@@ -268,6 +289,12 @@ public final class EngineSocket: Sendable {
             case .pong:
                 let now = NIODeadline.now()
                 state.withLock { _ = $0.heartbeat.pongReceived(now: now) }
+            case .ping where protocolVersion == .v3:
+                // v3 clients ping; the server answers with the same payload.
+                let now = NIODeadline.now()
+                if state.withLock({ $0.heartbeat.pingReceived(now: now) }) {
+                    send([EnginePacket(.pong, packet.text)])
+                }
             case .close:
                 close(reason: .transportClose)
                 return
@@ -383,7 +410,7 @@ public final class EngineSocket: Sendable {
                 return (false, nil)
             case .answerProbe(let noopParked):
                 state.probe = channel
-                Self.write([EnginePacket(.pong, "probe")], to: channel)
+                Self.write([EnginePacket(.pong, "probe")], to: channel, version: protocolVersion)
                 let poll = noopParked ? state.parkedPoll : nil
                 if noopParked { state.parkedPoll = nil }
                 return (true, poll)
@@ -411,7 +438,7 @@ public final class EngineSocket: Sendable {
             case .flush(let packets, let noopParked):
                 state.probe = nil
                 state.webSocket = channel
-                if !packets.isEmpty { Self.write(packets, to: channel) }
+                if !packets.isEmpty { Self.write(packets, to: channel, version: protocolVersion) }
                 let poll = noopParked ? state.parkedPoll : nil
                 state.parkedPoll = nil
                 let timer = state.upgradeTimer

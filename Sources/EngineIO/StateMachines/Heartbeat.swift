@@ -25,21 +25,46 @@ public struct Heartbeat: Sendable, Equatable {
         case stopped
     }
 
+    /// Who sends pings.
+    public enum Mode: Sendable, Equatable {
+        /// Engine.IO v4: the server pings, the client answers.
+        case serverPings
+        /// Engine.IO v3: the client pings and the server answers; a client that sends no ping
+        /// for `pingInterval + pingTimeout` is gone.
+        case clientPings
+    }
+
     public let pingInterval: TimeAmount
     public let pingTimeout: TimeAmount
+    public let mode: Mode
     private(set) var state: State
 
-    /// Starts the heartbeat at `now`; the first ping is due one interval later.
-    public init(pingInterval: TimeAmount, pingTimeout: TimeAmount, now: NIODeadline) {
+    /// Starts the heartbeat at `now`. With server pings the first is due one interval later;
+    /// with client pings the first must arrive within an interval and a timeout.
+    public init(pingInterval: TimeAmount, pingTimeout: TimeAmount, now: NIODeadline, mode: Mode = .serverPings) {
         self.pingInterval = pingInterval
         self.pingTimeout = pingTimeout
-        self.state = .idle(nextPingAt: now + pingInterval)
+        self.mode = mode
+        switch mode {
+        case .serverPings: self.state = .idle(nextPingAt: now + pingInterval)
+        case .clientPings: self.state = .awaitingPong(deadline: now + pingInterval + pingTimeout)
+        }
+    }
+
+    /// A client ping arrived at `now` (client-ping mode): the next one is due within an
+    /// interval and a timeout. Returns whether the driver should answer with a pong.
+    public mutating func pingReceived(now: NIODeadline) -> Bool {
+        guard mode == .clientPings, case .awaitingPong = state else { return false }
+        state = .awaitingPong(deadline: now + pingInterval + pingTimeout)
+        return true
     }
 
     /// When the driver should first fire the timer.
     public var firstTimerDeadline: NIODeadline {
-        if case .idle(let at) = state { return at }
-        return .distantFuture
+        switch state {
+        case .idle(let at), .awaitingPong(let at): at
+        case .stopped: .distantFuture
+        }
     }
 
     /// Whether the heartbeat is waiting for a pong.
@@ -69,7 +94,7 @@ public struct Heartbeat: Sendable, Equatable {
     /// ignore it, as the reference server does).
     @discardableResult
     public mutating func pongReceived(now: NIODeadline) -> Bool {
-        guard case .awaitingPong = state else { return false }
+        guard mode == .serverPings, case .awaitingPong = state else { return false }
         state = .idle(nextPingAt: now + pingInterval)
         return true
     }

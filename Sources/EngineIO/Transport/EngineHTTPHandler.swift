@@ -127,7 +127,7 @@ final class EngineHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .post(let session, let writer):
             let packets: [EnginePacket]
             do {
-                packets = try PollingPayload.decode(body)
+                packets = try Self.decodePost(body, version: session.protocolVersion)
             } catch {
                 session.endPost()
                 engine.metrics.error("parse_error")
@@ -166,15 +166,17 @@ final class EngineHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
                 transport: .polling,
                 handshake: EngineHandshakeRequest(head: head, remoteAddress: context.channel.remoteAddress),
                 eventLoop: context.eventLoop
-            ) { _, open in
-                writer.writePolling(PollingPayload.encode([open]))
+            ) { session, open in
+                writer.writePolling([open], version: session.protocolVersion, base64Only: true)
             }
         case .poll(let sid):
             guard let session = engine.session(id: sid) else {
                 writer.write(EngineHTTPError(.unknownSessionID))
                 return
             }
-            let responder = PollResponder(writer: writer) { [weak session] in session?.pollCompleted() }
+            let responder = PollResponder(writer: writer, version: session.protocolVersion, base64Only: session.base64Only) {
+                [weak session] in session?.pollCompleted()
+            }
             parked = (session, responder)
             session.poll(responder)
         case .preflight:
@@ -182,6 +184,20 @@ final class EngineHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .handshake(.websocket), .upgrade, .post:
             // WebSocket requests are taken by the upgrader before they get here.
             writer.write(EngineHTTPError(.badRequest))
+        }
+    }
+
+    /// A POST body in the payload encoding of the client's revision; v3 clients send the
+    /// binary payload (first byte 0 or 1) when they have binary packets, text otherwise.
+    static func decodePost(_ body: ByteBuffer, version: EngineProtocolVersion) throws(EngineDecodingError) -> [EnginePacket] {
+        switch version {
+        case .v4:
+            return try PollingPayload.decode(body)
+        case .v3:
+            if let first = body.getInteger(at: body.readerIndex, as: UInt8.self), first <= 1 {
+                return try PollingPayloadV3.decodeBinary(body)
+            }
+            return try PollingPayloadV3.decodeString(body)
         }
     }
 

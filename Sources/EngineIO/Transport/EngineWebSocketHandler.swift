@@ -43,7 +43,7 @@ final class EngineWebSocketHandler: ChannelInboundHandler {
                 eventLoop: context.eventLoop
             ) { session, open in
                 session.attach(webSocket: channel)
-                EngineSocket.write([open], to: channel)
+                EngineSocket.write([open], to: channel, version: session.protocolVersion)
             }
             mode = .carrying(session)
         }
@@ -64,7 +64,16 @@ final class EngineWebSocketHandler: ChannelInboundHandler {
             receive(packet, context: context)
         case .binary:
             guard case .carrying(let session) = mode else { return }
-            session.receive([.message(binary: frame.unmaskedData)])
+            var data = frame.unmaskedData
+            if session.protocolVersion == .v3 {
+                // v3 binary frames start with the packet type.
+                guard data.readInteger(as: UInt8.self) == EnginePacketType.message.rawValue else {
+                    engine.metrics.error("parse_error")
+                    end(context: context, reason: .parseError, code: .protocolError)
+                    return
+                }
+            }
+            session.receive([.message(binary: data)])
         case .ping:
             let pong = WebSocketFrame(fin: true, opcode: .pong, data: frame.unmaskedData)
             context.writeAndFlush(wrapOutboundOut(pong), promise: nil)

@@ -39,25 +39,39 @@ struct HTTPResponseWriter: Sendable {
         )
     }
 
-    func writePolling(_ body: ByteBuffer) {
-        write(WebResponse(status: .ok, headers: ["Content-Type": "text/plain; charset=UTF-8"], body: body))
+    /// Answers a poll with `packets` in the payload encoding of the client's revision: v4
+    /// record-separated; v3 length-prefixed text, or the binary payload when binary packets go
+    /// to a client that did not ask for base64.
+    func writePolling(_ packets: [EnginePacket], version: EngineProtocolVersion, base64Only: Bool) {
+        switch version {
+        case .v4:
+            write(WebResponse(status: .ok, headers: ["Content-Type": "text/plain; charset=UTF-8"], body: PollingPayload.encode(packets)))
+        case .v3 where !base64Only && packets.contains(where: \.isBinary):
+            write(WebResponse(status: .ok, headers: ["Content-Type": "application/octet-stream"], body: PollingPayloadV3.encodeBinary(packets)))
+        case .v3:
+            write(WebResponse(status: .ok, headers: ["Content-Type": "text/plain; charset=UTF-8"], body: PollingPayloadV3.encodeString(packets)))
+        }
     }
 }
 
 /// The pending answer to one long-poll GET. Answered once, from any thread.
 final class PollResponder: Sendable {
     let writer: HTTPResponseWriter
+    let version: EngineProtocolVersion
+    let base64Only: Bool
     /// Called just before the answer is written, so that the session accepts the next GET.
     let finished: @Sendable () -> Void
 
-    init(writer: HTTPResponseWriter, finished: @escaping @Sendable () -> Void) {
+    init(writer: HTTPResponseWriter, version: EngineProtocolVersion, base64Only: Bool, finished: @escaping @Sendable () -> Void) {
         self.writer = writer
+        self.version = version
+        self.base64Only = base64Only
         self.finished = finished
     }
 
     func respond(packets: [EnginePacket]) {
         finished()
-        writer.writePolling(PollingPayload.encode(packets))
+        writer.writePolling(packets, version: version, base64Only: base64Only)
     }
 
     func fail(_ error: EngineHTTPError) {

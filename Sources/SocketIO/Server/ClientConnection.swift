@@ -1,4 +1,5 @@
 import EngineIO
+import Foundation
 import Logging
 import NIOCore
 import Synchronization
@@ -36,7 +37,12 @@ final class ClientConnection: Sendable {
             }
         }
         state.withLock { $0.connectTimer = timer }
+        // v3 clients are in the main namespace from the start; the server connects them.
+        if engine.protocolVersion == .v3 { connect(SocketIOPacket(.connect, namespace: "/")) }
     }
+
+    /// Whether the client speaks the Socket.IO v4 protocol over Engine.IO v3.
+    var isLegacy: Bool { engine.protocolVersion == .v3 }
 
     func handshake(auth: JSONObject) -> Handshake {
         let request = engine.handshake
@@ -92,9 +98,17 @@ final class ClientConnection: Sendable {
     }
 
     private func connect(_ packet: SocketIOPacket) {
-        guard let namespace = server.namespace(named: packet.namespace) else {
+        // v3 clients put their auth in the namespace's query string: `/admin?token=x`.
+        var name = packet.namespace
+        var auth = packet.data?.objectValue ?? [:]
+        if isLegacy, let question = name.firstIndex(of: "?") {
+            auth = [:]
+            for (key, value) in Self.queryItems(String(name[name.index(after: question)...])) { auth[key] = .string(value) }
+            name = String(name[..<question])
+        }
+        guard let namespace = server.namespace(named: name) else {
             SocketIOMetrics.error("invalid_namespace")
-            refuse(namespace: packet.namespace, payload: ["message": "Invalid namespace"])
+            refuse(namespace: name, payload: ["message": "Invalid namespace"])
             return
         }
         let admitted = state.withLock { state -> Bool in
@@ -103,8 +117,15 @@ final class ClientConnection: Sendable {
             return true
         }
         guard admitted else { return }
-        let auth = packet.data?.objectValue ?? [:]
         Task { await namespace.connect(self, auth: auth) }
+    }
+
+    static func queryItems(_ query: String) -> [(String, String)] {
+        query.split(separator: "&").map { pair in
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let decode = { (text: Substring) in (text.replacingOccurrences(of: "+", with: " ")).removingPercentEncoding ?? String(text) }
+            return (decode(parts[0]), parts.count > 1 ? decode(parts[1]) : "")
+        }
     }
 
     /// Answers a CONNECT with CONNECT_ERROR.

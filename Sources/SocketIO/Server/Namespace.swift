@@ -108,9 +108,11 @@ public final class Namespace: Sendable {
         if recovery != nil, let pid = auth["pid"]?.stringValue, let offset = auth["offset"]?.stringValue {
             restored = adapter.restoreSession(pid: pid, offset: offset)
         }
+        // A v3 client derives its socket id from the engine id, so it must be that.
+        let legacyID = name == "/" ? connection.engine.id : name + "#" + connection.engine.id
         let socket = Socket(
-            id: restored?.session.id ?? SessionID.make(),
-            pid: recovery == nil ? nil : (restored?.session.pid ?? SessionID.make()),
+            id: restored?.session.id ?? (connection.isLegacy ? legacyID : SessionID.make()),
+            pid: recovery == nil || connection.isLegacy ? nil : (restored?.session.pid ?? SessionID.make()),
             namespace: self,
             handshake: connection.handshake(auth: auth),
             recovered: restored != nil,
@@ -126,7 +128,7 @@ public final class Namespace: Sendable {
                     let refusal = (error as? ConnectionRefused) ?? ConnectionRefused("\(error)")
                     logger.debug("connection refused", metadata: ["sio.error": .string(refusal.message)])
                     SocketIOMetrics.error("connection_refused")
-                    connection.refuse(namespace: name, payload: refusal.payload)
+                    connection.refuse(namespace: name, payload: connection.isLegacy ? (refusal.data ?? .string(refusal.message)) : refusal.payload)
                     return
                 }
             }
@@ -135,9 +137,13 @@ public final class Namespace: Sendable {
         local.insert(socket)
         adapter.addAll(socket.id, rooms: Set([socket.id]).union(restored?.session.rooms ?? []))
         metrics.sockets.increment()
-        var reply: JSONObject = ["sid": .string(socket.id)]
-        if let pid = socket.pid { reply["pid"] = .string(pid) }
-        socket.send(SocketIOPacket(.connect, namespace: name, data: .object(reply)))
+        if connection.isLegacy {
+            socket.send(SocketIOPacket(.connect, namespace: name))
+        } else {
+            var reply: JSONObject = ["sid": .string(socket.id)]
+            if let pid = socket.pid { reply["pid"] = .string(pid) }
+            socket.send(SocketIOPacket(.connect, namespace: name, data: .object(reply)))
+        }
         for packets in restored?.missedPackets ?? [] {
             connection.write(packets, volatile: false)
         }

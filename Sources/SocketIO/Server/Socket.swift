@@ -270,9 +270,11 @@ public final class Socket: Sendable {
     /// namespace of this client) is closed too.
     public func disconnect(close: Bool = false) {
         guard connected else { return }
-        send(SocketIOPacket(.disconnect, namespace: namespace.name))
+        // Leave first: a client that closes its transport as soon as it reads the DISCONNECT
+        // packet must find the socket gone already, not make it leave for "transport close".
         connection.detach(self)
         left(reason: .serverNamespaceDisconnect)
+        send(SocketIOPacket(.disconnect, namespace: namespace.name))
         if close { connection.close() }
     }
 
