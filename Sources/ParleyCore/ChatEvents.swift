@@ -18,7 +18,7 @@ public enum Audience: Sendable, Hashable {
 public enum ChatEvent: Sendable, Hashable {
     /// A new message in a room.
     case message(StoredMessage)
-    /// The people now present in a room, sorted by name.
+    /// The people now present in a room, in the order they arrived.
     case members(room: String, members: [Identity])
     /// Someone arrived in or left a room.
     case notice(room: String, kind: NoticeKind, who: Identity)
@@ -50,10 +50,14 @@ public struct PublishOptions: Sendable, Hashable {
     public var except: ConnectionID?
     /// The event may be dropped for a connection that cannot take it at once.
     public var volatile: Bool
+    /// The connection whose action caused the event (a joiner, say); a dialect may leave it out
+    /// where its clients expect that.
+    public var author: ConnectionID?
 
-    public init(except: ConnectionID? = nil, volatile: Bool = false) {
+    public init(except: ConnectionID? = nil, volatile: Bool = false, author: ConnectionID? = nil) {
         self.except = except
         self.volatile = volatile
+        self.author = author
     }
 }
 

@@ -13,13 +13,7 @@ extension ChatService {
         guard identity.isAccount else { return }
         do throws(ChatError) {
             for room in try await storage({ try await store.rooms(of: identity.id) }) {
-                presence.withLock { presence in
-                    guard !presence.contains(connection, in: room) else { return }
-                    let first = presence.add(connection, identity, to: room)
-                    sink.subscribe(connection, to: .room(room))
-                    sink.publish(.members(room: room, members: presence.members(of: room)), to: .room(room))
-                    if first { sink.publish(.notice(room: room, kind: .joined, who: identity), to: .room(room)) }
-                }
+                presence.withLock { enter(room, identity, connection, presence: &$0) }
             }
             var after: Int64?
             while true {

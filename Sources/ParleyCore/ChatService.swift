@@ -121,25 +121,36 @@ public final class ChatService: Sendable {
 
     /// Puts a connection in a room, creating the room (owned by `identity`) if it is new. The
     /// room gets the new member list and, when the user was not there yet, a "joined" notice.
-    public func join(_ room: String, as identity: Identity, on connection: ConnectionID) async throws(ChatError) -> (room: Room, members: [Identity]) {
+    ///
+    /// - Parameter uniqueName: refuse the join when someone else with the same name is there
+    ///   (the native rule; the first tutorial's clients have no such rule).
+    public func join(
+        _ room: String, as identity: Identity, on connection: ConnectionID, uniqueName: Bool = true
+    ) async throws(ChatError) -> (room: Room, members: [Identity]) {
         let name = try Names.roomName(room)
         let nameTaken = ChatError(.nameTaken, "Someone named \(identity.name) is already in \(name).")
-        guard !presence.withLock({ $0.nameConflict(identity, in: name) }) else { throw nameTaken }
+        guard !uniqueName || !presence.withLock({ $0.nameConflict(identity, in: name) }) else { throw nameTaken }
         let stored = try await storage { try await store.createRoom(Room(name: name, owner: identity.id, createdAt: clock())) }
         if identity.isAccount {
             try await storage { try await store.addMember(room: name, user: identity.id) }
         }
         let members = try presence.withLock { presence throws(ChatError) -> [Identity] in
-            guard !presence.nameConflict(identity, in: name) else { throw nameTaken }
-            if presence.contains(connection, in: name) { return presence.members(of: name) }
-            let first = presence.add(connection, identity, to: name)
-            let members = presence.members(of: name)
-            sink.subscribe(connection, to: .room(name))
-            sink.publish(.members(room: name, members: members), to: .room(name))
-            if first { sink.publish(.notice(room: name, kind: .joined, who: identity), to: .room(name)) }
-            return members
+            guard !uniqueName || !presence.nameConflict(identity, in: name) else { throw nameTaken }
+            enter(name, identity, connection, presence: &presence)
+            return presence.members(of: name)
         }
         return (stored, members)
+    }
+
+    /// Puts a connection in a room (under the presence lock): it subscribes to the room, and the
+    /// room gets a "joined" notice (on the user's first connection there) then the member list.
+    func enter(_ room: String, _ identity: Identity, _ connection: ConnectionID, presence: inout Presence) {
+        guard !presence.contains(connection, in: room) else { return }
+        let first = presence.add(connection, identity, to: room)
+        sink.subscribe(connection, to: .room(room))
+        let options = PublishOptions(author: connection)
+        if first { sink.publish(.notice(room: room, kind: .joined, who: identity), to: .room(room), options: options) }
+        sink.publish(.members(room: room, members: presence.members(of: room)), to: .room(room), options: options)
     }
 
     /// Takes a connection out of a room. An account that leaves stops being a member.
@@ -172,6 +183,12 @@ public final class ChatService: Sendable {
         guard removed.last else { return }
         sink.publish(.notice(room: room, kind: .left, who: removed.identity), to: .room(room))
         sink.publish(.members(room: room, members: presence.members(of: room)), to: .room(room))
+    }
+
+    /// Whether someone uses `name` (ignoring case) in `room` right now.
+    public func isNameTaken(_ name: String, in room: String) -> Bool {
+        let key = name.lowercased()
+        return presence.withLock { $0.members(of: room).contains { $0.name.lowercased() == key } }
     }
 
     /// The people present in a room; only for a connection in it.

@@ -59,14 +59,14 @@ public enum Names {
         return trimmed
     }
 
-    /// Checks a room name: 1–64 characters of letters, digits, spaces, `_`, `-`, `.` or `#`, not
-    /// starting or ending with a space. Room names are case-sensitive.
+    /// Checks a room name: 1–100 characters, none of them control or invisible formatting
+    /// characters. Room names are taken verbatim and are case-sensitive, as the tutorial clients
+    /// that share rooms with everyone expect.
     public static func roomName(_ text: String) throws(ChatError) -> String {
-        let scalars = text.unicodeScalars
-        guard (1...64).contains(text.count), scalars.first != " ", scalars.last != " ",
-              scalars.allSatisfy({ $0.properties.isAlphabetic || $0.properties.numericType != nil || " _-.#".unicodeScalars.contains($0) })
+        guard (1...100).contains(text.count),
+              !text.unicodeScalars.contains(where: { [.control, .format, .lineSeparator, .paragraphSeparator].contains($0.properties.generalCategory) })
         else {
-            throw ChatError(.invalidRoomName, "A room name has 1 to 64 characters: letters, digits, spaces, _, -, . or #.")
+            throw ChatError(.invalidRoomName, "A room name has 1 to 100 characters and no control characters.")
         }
         return text
     }
@@ -90,7 +90,8 @@ public enum Names {
 }
 
 extension String {
-    var trimmingWhitespace: String {
+    /// The string without leading and trailing whitespace.
+    public var trimmingWhitespace: String {
         let scalars = unicodeScalars
         guard let start = scalars.firstIndex(where: { !$0.properties.isWhitespace }) else { return "" }
         let end = scalars.lastIndex(where: { !$0.properties.isWhitespace })!

@@ -1,7 +1,11 @@
-/// Who is in which room right now, by connection. Owned by the chat service, under its lock.
+/// Who is in which room right now, by connection, in the order they arrived. Owned by the chat
+/// service, under its lock.
 struct Presence {
     private(set) var rooms: [String: [ConnectionID: Identity]] = [:]
     private(set) var connections: [ConnectionID: Set<String>] = [:]
+    /// When each connection entered each room, to list members in arrival order.
+    private var arrivals: [String: [ConnectionID: Int]] = [:]
+    private var clock = 0
 
     /// Whether `connection` is in `room`.
     func contains(_ connection: ConnectionID, in room: String) -> Bool {
@@ -19,6 +23,8 @@ struct Presence {
         let first = !(rooms[room]?.values.contains { $0.id == identity.id } ?? false)
         rooms[room, default: [:]][connection] = identity
         connections[connection, default: []].insert(room)
+        clock += 1
+        arrivals[room, default: [:]][connection] = clock
         return first
     }
 
@@ -26,7 +32,11 @@ struct Presence {
     /// connection left there; `nil` if it was not there.
     mutating func remove(_ connection: ConnectionID, from room: String) -> (identity: Identity, last: Bool)? {
         guard let identity = rooms[room]?.removeValue(forKey: connection) else { return nil }
-        if rooms[room]?.isEmpty == true { rooms[room] = nil }
+        arrivals[room]?[connection] = nil
+        if rooms[room]?.isEmpty == true {
+            rooms[room] = nil
+            arrivals[room] = nil
+        }
         connections[connection]?.remove(room)
         if connections[connection]?.isEmpty == true { connections[connection] = nil }
         let last = !(rooms[room]?.values.contains { $0.id == identity.id } ?? false)
@@ -38,11 +48,12 @@ struct Presence {
         (rooms[room] ?? [:]).filter { $0.value.id == user }.map(\.key)
     }
 
-    /// The people present in `room`, once each, sorted by name then id.
+    /// The people present in `room`, once each, in the order they arrived.
     func members(of room: String) -> [Identity] {
+        guard let present = rooms[room], let order = arrivals[room] else { return [] }
         var seen = Set<UserID>()
-        return (rooms[room]?.values ?? [:].values)
+        return present.sorted { order[$0.key, default: 0] < order[$1.key, default: 0] }
+            .map(\.value)
             .filter { seen.insert($0.id).inserted }
-            .sorted { ($0.name.lowercased(), $0.id) < ($1.name.lowercased(), $1.id) }
     }
 }

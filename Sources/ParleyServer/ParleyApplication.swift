@@ -45,16 +45,24 @@ public final class ParleyApplication: Service, Sendable {
         self.logger = logger
         let engine = EngineServer(configuration: configuration.engine, logger: logger)
         let io = SocketIOServer(engine: engine, configuration: configuration.socketIO, logger: logger)
+        let dialects = DialectTable()
         let chat = ChatService(
-            store: store, sink: SocketIOEventSink(namespace: io.sockets), configuration: configuration.chat, logger: logger
+            store: store, sink: SocketIOEventSink(namespace: io.sockets, dialects: dialects), configuration: configuration.chat,
+            logger: logger
         )
         self.engine = engine
         self.io = io
         self.chat = chat
         let routes = HTTPRoutes(engine: engine, io: io, metrics: metrics, accounts: AccountRoutes(service: chat))
         self.http = EngineHTTPServer(engine: engine, fallback: routes.respond)
-        NativeChat.install(on: io.sockets, service: chat)
-        TutorialChat.install(on: io)
+        NativeChat.install(on: io.sockets, service: chat, dialects: dialects)
+        let tutorial4 = Tutorial4Chat(io: io, cap: configuration.tutorial4HistoryCap)
+        io.onConnection { socket in
+            Tutorial1Dialect.install(on: socket, service: chat, dialects: dialects)
+            Tutorial2Dialect.install(on: socket, service: chat, dialects: dialects)
+            Tutorial3Chat.install(on: socket, io: io, dialects: dialects)
+            tutorial4.install(on: socket, dialects: dialects)
+        }
     }
 
     /// The port the server listens on, once started.

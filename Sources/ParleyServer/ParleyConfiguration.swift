@@ -26,6 +26,8 @@ public struct ParleyConfiguration: Sendable {
     /// The chat service's limits and policies (message length, history page, password hash,
     /// default retention, maximum age of undelivered messages).
     public var chat = ChatConfiguration()
+    /// The most entries the fourth tutorial's global history keeps (the newest). Default 1000.
+    public var tutorial4HistoryCap = 1000
     /// How often `until-delivered` messages past their maximum age are deleted. Default 60 s.
     public var sweepInterval: Duration = .seconds(60)
     /// The log level. Default `info`.

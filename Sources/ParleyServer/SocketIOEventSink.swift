@@ -1,34 +1,64 @@
 import ParleyCore
 import SocketIO
 
-/// Delivers the chat service's events through Socket.IO rooms: a chat room `name` is the
-/// Socket.IO room `room:name`, an account is `user:id`, a connection is the room of its socket
-/// id. Each event is
-/// rendered once per audience by the native dialect and encoded once by the broadcast.
+/// Delivers the chat service's events through Socket.IO rooms. A chat room `name` is one
+/// Socket.IO room per dialect (`room:name/native`, `room:name/tutorial1`, …); an account is
+/// `user:id`; a connection is the room of its socket id. Each event is rendered once per dialect
+/// (a dialect may render nothing) and each rendering is encoded once by its broadcast.
 struct SocketIOEventSink: ChatEventSink {
     let namespace: Namespace
+    let dialects: DialectTable
 
-    static func room(_ audience: Audience) -> String {
+    func subscribe(_ connection: ConnectionID, to audience: Audience) {
+        namespace.adapter.addAll(connection.rawValue, rooms: [room(audience, for: connection)])
+    }
+
+    func unsubscribe(_ connection: ConnectionID, from audience: Audience) {
+        namespace.adapter.remove(connection.rawValue, from: room(audience, for: connection))
+    }
+
+    private func room(_ audience: Audience, for connection: ConnectionID) -> String {
         switch audience {
-        case .room(let name): "room:" + name
+        case .room(let name): (dialects.dialect(of: connection) ?? .native).room(name)
         case .connection(let id): id.rawValue
         case .user(let id): "user:" + id.rawValue
         }
     }
 
-    func subscribe(_ connection: ConnectionID, to audience: Audience) {
-        namespace.adapter.addAll(connection.rawValue, rooms: [Self.room(audience)])
-    }
-
-    func unsubscribe(_ connection: ConnectionID, from audience: Audience) {
-        namespace.adapter.remove(connection.rawValue, from: Self.room(audience))
-    }
-
     func publish(_ event: ChatEvent, to audience: Audience, options: PublishOptions) {
-        let (name, payload) = NativeDialect.render(event)
-        var target = namespace.to(Self.room(audience))
-        if let except = options.except { target = target.except(except.rawValue) }
-        if options.volatile { target = target.volatile }
-        target.emit(name, payload)
+        switch audience {
+        case .room(let name):
+            for dialect in Dialect.roomDialects {
+                emit(event, as: dialect, to: dialect.room(name), options: options)
+            }
+        case .user(let id):
+            emit(event, as: .native, to: "user:" + id.rawValue, options: options)
+        case .connection(let id):
+            emit(event, as: dialects.dialect(of: id) ?? .native, to: id.rawValue, options: options)
+        }
     }
+
+    private func emit(_ event: ChatEvent, as dialect: Dialect, to room: String, options: PublishOptions) {
+        let rendering: DialectRendering?
+        switch dialect {
+        case .native: rendering = NativeDialect.render(event).map { DialectRendering(event: $0.0, payload: $0.1) }
+        case .tutorial1: rendering = Tutorial1Dialect.render(event)
+        case .tutorial2: rendering = Tutorial2Dialect.render(event)
+        case .tutorial3, .tutorial4: rendering = nil
+        }
+        guard let rendering else { return }
+        var target = namespace.to(room)
+        if let except = options.except { target = target.except(except.rawValue) }
+        if rendering.skipsAuthor, let author = options.author { target = target.except(author.rawValue) }
+        if options.volatile { target = target.volatile }
+        target.emit(rendering.event, rendering.payload)
+    }
+}
+
+/// How one dialect shows one domain event.
+struct DialectRendering {
+    var event: String
+    var payload: JSONValue
+    /// Whether the connection that caused the event does not get it.
+    var skipsAuthor = false
 }

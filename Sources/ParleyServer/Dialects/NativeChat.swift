@@ -10,7 +10,7 @@ enum NativeChat {
     /// The key under which a socket's identity is kept in its data.
     static let identityKey = "parley.identity"
 
-    static func install(on namespace: Namespace, service: ChatService) {
+    static func install(on namespace: Namespace, service: ChatService, dialects: DialectTable) {
         // Who is connecting: `{token}` for an account, `{name}` or nothing for a guest.
         namespace.use { socket in
             let auth = socket.handshake.auth
@@ -35,41 +35,47 @@ enum NativeChat {
             let connection = ConnectionID(rawValue: socket.id)
             let limits = ConnectionLimits(service: service)
             await service.connected(identity, on: connection)
-            socket.onDisconnect { _ in service.disconnected(connection) }
+            socket.onDisconnect { _ in
+                service.disconnected(connection)
+                dialects.forget(connection)
+            }
+            let command = { (event: String, limit: ConnectionLimits.Bucket?, run: @escaping @Sendable (Request) async throws -> JSONObject) in
+                NativeChat.command(socket, event, limit: limit, dialects: dialects, run)
+            }
 
-            socket.on("me") { _, ack in
+            socket.on("me", in: .native, table: dialects) { _, ack in
                 ack(NativeDialect.success(["user": NativeDialect.user(identity)]))
             }
-            command(socket, "room:join", limit: limits.joins) { request in
+            command("room:join", limits.joins) { request in
                 let room = try request.string("room")
                 let (stored, members) = try await service.join(room, as: identity, on: connection)
                 let retention = try await service.retention(of: .room(stored.name))
-                return ["room": NativeDialect.room(stored, retention: retention), "members": .array(members.map(NativeDialect.user))]
+                return ["room": NativeDialect.room(stored, retention: retention), "members": .array(NativeDialect.sortedByName(members).map(NativeDialect.user))]
             }
-            command(socket, "room:retention") { request in
+            command("room:retention", nil) { request in
                 try await service.setRetention(try request.retention(), ofRoom: try request.string("room"), by: identity)
                 return [:]
             }
-            command(socket, "dm:retention") { request in
+            command("dm:retention", nil) { request in
                 try await service.setRetention(try request.retention(), withFriend: try request.string("with"), by: identity)
                 return [:]
             }
-            command(socket, "room:leave") { request in
+            command("room:leave", nil) { request in
                 try await service.leave(try request.string("room"), as: identity, on: connection)
                 return [:]
             }
-            command(socket, "room:members") { request in
+            command("room:members", nil) { request in
                 let room = try request.string("room")
-                return ["members": .array(try service.members(of: room, on: connection).map(NativeDialect.user))]
+                return ["members": .array(NativeDialect.sortedByName(try service.members(of: room, on: connection)).map(NativeDialect.user))]
             }
-            command(socket, "message:send", limit: limits.messages) { request in
+            command("message:send", limits.messages) { request in
                 let stored = try await service.send(
                     try request.optionalString("text") ?? "", image: try request.optionalBinary("image"), to: try request.string("room"),
                     clientID: try request.optionalString("clientId"), from: identity, on: connection
                 )
                 return ["message": NativeDialect.message(stored)]
             }
-            command(socket, "history:get") { request in
+            command("history:get", nil) { request in
                 let before = try request.optionalInteger("before").map(Int64.init)
                 let limit = try request.optionalInteger("limit")
                 if let handle = try request.optionalString("with") {
@@ -79,58 +85,58 @@ enum NativeChat {
                 let page = try await service.history(of: try request.string("room"), before: before, limit: limit, for: identity, on: connection)
                 return ["messages": .array(page.messages.map { NativeDialect.message($0) }), "more": .bool(page.more)]
             }
-            command(socket, "dm:send", limit: limits.messages) { request in
+            command("dm:send", limits.messages) { request in
                 let (stored, recipient) = try await service.sendDirect(
                     try request.optionalString("text") ?? "", image: try request.optionalBinary("image"), to: try request.string("to"),
                     clientID: try request.optionalString("clientId"), from: identity
                 )
                 return ["message": NativeDialect.message(stored, to: recipient)]
             }
-            command(socket, "image:get") { request in
+            command("image:get", nil) { request in
                 guard let id = try request.optionalInteger("id") else { throw ChatError(.invalidArgument, "id must be a message id.") }
                 let image = try await service.image(ofMessage: Int64(id), for: identity, on: connection)
                 return ["type": .string(image.type), "data": .binary(ByteBuffer(bytes: image.data ?? Data()))]
             }
-            command(socket, "message:delivered") { request in
+            command("message:delivered", nil) { request in
                 try await service.delivered(try request.ids("ids"), by: identity)
                 return [:]
             }
-            command(socket, "message:read") { request in
+            command("message:read", nil) { request in
                 try await service.read(try request.ids("ids"), by: identity, on: connection)
                 return [:]
             }
-            command(socket, "typing", limit: limits.messages) { request in
+            command("typing", limits.messages) { request in
                 try await service.typing(
                     in: try request.optionalString("room"), to: try request.optionalString("to"),
                     isTyping: try request.optionalBool("typing") ?? true, from: identity, on: connection
                 )
                 return [:]
             }
-            command(socket, "friend:request", limit: limits.joins) { request in
+            command("friend:request", limits.joins) { request in
                 ["status": .string(try await service.requestFriend(try request.string("handle"), from: identity).rawValue)]
             }
-            command(socket, "room:clear") { request in
+            command("room:clear", nil) { request in
                 ["deleted": .number(Double(try await service.clearHistory(of: try request.string("room"), by: identity)))]
             }
-            command(socket, "room:remove") { request in
+            command("room:remove", nil) { request in
                 try await service.remove(UserID(rawValue: try request.string("user")), from: try request.string("room"), by: identity)
                 return [:]
             }
-            command(socket, "friend:accept") { request in
+            command("friend:accept", nil) { request in
                 ["user": NativeDialect.user(try await service.acceptFriend(try request.string("handle"), by: identity))]
             }
-            command(socket, "friend:reject") { request in
+            command("friend:reject", nil) { request in
                 try await service.rejectFriend(try request.string("handle"), by: identity)
                 return [:]
             }
-            command(socket, "friend:list") { _ in
+            command("friend:list", nil) { _ in
                 NativeDialect.friends(try await service.friends(of: identity))
             }
-            command(socket, "block") { request in
+            command("block", nil) { request in
                 try await service.block(try request.string("handle"), by: identity)
                 return [:]
             }
-            command(socket, "unblock") { request in
+            command("unblock", nil) { request in
                 try await service.unblock(try request.string("handle"), by: identity)
                 return [:]
             }
@@ -147,10 +153,10 @@ enum NativeChat {
     /// Registers a command: its first argument must be an object; the ack gets
     /// `{"ok": true, …}` or `{"ok": false, "error": {code, message}}`.
     static func command(
-        _ socket: Socket, _ event: String, limit: ConnectionLimits.Bucket? = nil,
+        _ socket: Socket, _ event: String, limit: ConnectionLimits.Bucket?, dialects: DialectTable,
         _ run: @escaping @Sendable (Request) async throws -> JSONObject
     ) {
-        socket.on(event) { args, ack in
+        socket.on(event, in: .native, table: dialects) { args, ack in
             let reply: JSONValue
             do {
                 try limit?.take()

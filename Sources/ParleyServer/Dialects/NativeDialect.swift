@@ -41,12 +41,17 @@ enum NativeDialect {
         ]
     }
 
+    /// A member list, sorted by name (the domain keeps arrival order).
     static func members(_ room: String, _ members: [Identity]) -> JSONValue {
-        ["room": .string(room), "members": .array(members.map(user))]
+        ["room": .string(room), "members": .array(sortedByName(members).map(user))]
+    }
+
+    static func sortedByName(_ members: [Identity]) -> [Identity] {
+        members.sorted { ($0.name.lowercased(), $0.id) < ($1.name.lowercased(), $1.id) }
     }
 
     /// The event name and payload of a domain event.
-    static func render(_ event: ChatEvent) -> (String, JSONValue) {
+    static func render(_ event: ChatEvent) -> (String, JSONValue)? {
         switch event {
         case .message(let stored):
             return ("message", message(stored))

@@ -1,0 +1,229 @@
+"""The tutorials' own protocols on `parley serve`, exactly as their Node servers behaved, and
+rooms shared across dialects."""
+
+import json
+import re
+import socket
+import time
+
+import pytest
+import requests
+import socketio
+import websocket
+
+from conftest import eventually
+from test_chat import Chatter
+
+MODES = {"polling+upgrade": ["polling", "websocket"], "websocket": ["websocket"]}
+
+
+class Recorder:
+    """A python-socketio client that records every event it gets, in order."""
+
+    def __init__(self, server, transports):
+        self.client = socketio.Client(reconnection=False)
+        self.events = []
+        self.client.on("*", lambda event, *args: self.events.append((event, list(args))))
+        self.client.connect(server.url, transports=transports, wait_timeout=5)
+
+    def emit(self, event, *args):
+        self.client.emit(event, args if len(args) != 1 else args[0])
+
+    def call(self, event, *args):
+        return self.client.call(event, args if len(args) != 1 else args[0], timeout=5)
+
+    def close(self):
+        self.client.disconnect()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_tutorial_1(parley, mode):
+    room = f"t1-{mode}"
+    one, two, elsewhere, nameless, early = (Recorder(parley, MODES[mode]) for _ in range(5))
+    try:
+        # Before any join, a chat reaches nobody, not even its sender.
+        early.emit("login", "early")
+        early.emit("chat", "into the void")
+        one.emit("login", "one")
+        one.emit("join", room)
+        two.emit("login", "two")
+        two.emit("join", room)
+        elsewhere.emit("login", "three")
+        elsewhere.emit("join", room.upper())
+        nameless.emit("join", room)
+        time.sleep(0.3)
+        text = 'héllo  "quoted" <b>html</b> 😀'
+        one.emit("chat", text)
+        eventually(lambda: len(two.events) == 1 and len(one.events) == 1 and len(nameless.events) == 1)
+        assert one.events == two.events == nameless.events == [("message", [{"user": "one", "message": text}])]
+        # Joined but never logged in: no user.
+        nameless.emit("chat", "who am I?")
+        eventually(lambda: len(one.events) == 2)
+        assert one.events[1] == ("message", [{"message": "who am I?"}])
+        # A second login replaces the name; order is kept.
+        two.emit("login", "deux")
+        for index in range(15):
+            two.emit("chat", f"n{index}")
+        eventually(lambda: len(one.events) == 17)
+        assert [payload[0]["message"] for _, payload in one.events[2:]] == [f"n{i}" for i in range(15)]
+        assert {payload[0]["user"] for _, payload in one.events[2:]} == {"deux"}
+        time.sleep(0.3)
+        # Case-sensitive rooms; no notices of any kind; nothing for the early chat.
+        assert elsewhere.events == [] and early.events == []
+        nameless.close()
+        time.sleep(0.3)
+        assert len(one.events) == 17
+    finally:
+        for client in (one, two, elsewhere, early):
+            client.close()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_tutorial_2(parley, mode):
+    alice, bob, idle = (Recorder(parley, MODES[mode]) for _ in range(3))
+    room = f"t2-{mode}"
+    try:
+        assert alice.call("join", {"name": " Alice ", "room": f" {room.upper()} "}) is None
+        assert alice.events == [("message", [{"user": "admin", "text": f"alice, welcome to room {room}."}]),
+                                ("roomData", [{"room": room, "users": [{"id": alice.client.get_sid(), "name": "alice", "room": room}]}])]
+        assert bob.call("join", {"name": "ALICE", "room": room}) == "Username is taken."
+        assert bob.call("join", {"name": "", "room": room}) == "Username and room are required."
+        assert bob.call("join", {"name": "bob", "room": "   "}) == "Username and room are required."
+        assert bob.events == []
+        assert bob.call("join", {"name": "bob", "room": room}) is None
+        users = [{"id": alice.client.get_sid(), "name": "alice", "room": room}, {"id": bob.client.get_sid(), "name": "bob", "room": room}]
+        assert bob.events == [("message", [{"user": "admin", "text": f"bob, welcome to room {room}."}]), ("roomData", [{"room": room, "users": users}])]
+        eventually(lambda: len(alice.events) == 4)
+        assert alice.events[2:] == [("message", [{"user": "admin", "text": "bob has joined!"}]), ("roomData", [{"room": room, "users": users}])]
+        # Messages: to everyone in the room, then the ack.
+        assert alice.call("sendMessage", "hi <b>bob</b> 😀") is None
+        eventually(lambda: len(bob.events) == 3 and len(alice.events) == 5)
+        assert bob.events[2] == alice.events[4] == ("message", [{"user": "alice", "text": "hi <b>bob</b> 😀"}])
+        # From a socket that never joined: nothing to anyone.
+        idle.emit("sendMessage", "ignored")
+        # Leaving: Admin (capital A), then the member list without the leaver.
+        bob.close()
+        eventually(lambda: len(alice.events) == 7)
+        assert alice.events[5:] == [("message", [{"user": "Admin", "text": "bob has left."}]), ("roomData", [{"room": room, "users": users[:1]}])]
+        # The name is free again.
+        again = Recorder(parley, MODES[mode])
+        assert again.call("join", {"name": "bob", "room": room}) is None
+        again.close()
+        time.sleep(0.2)
+        assert idle.events == []
+    finally:
+        for client in (alice, bob, idle):
+            client.close()
+
+
+def test_tutorial_2_abrupt_close_of_a_raw_websocket(parley):
+    watcher = Recorder(parley, ["websocket"])
+    watcher.call("join", {"name": "watcher", "room": "t2-abrupt"})
+    ws = websocket.create_connection(f"{parley.ws_url}/socket.io/?EIO=4&transport=websocket", timeout=5)
+    ws.recv()
+    ws.send("40")
+    ws.recv()
+    ws.send('421["join",{"name":"ghost","room":"t2-abrupt"}]')
+    while not ws.recv().startswith("431"):
+        pass
+    eventually(lambda: len(watcher.events) == 4)
+    # No close frame: the TCP connection just goes.
+    ws.sock.shutdown(socket.SHUT_RDWR)
+    ws.sock.close()
+    eventually(lambda: len(watcher.events) == 6)
+    assert watcher.events[4] == ("message", [{"user": "Admin", "text": "ghost has left."}])
+    assert [u["name"] for u in watcher.events[5][1][0]["users"]] == ["watcher"]
+    watcher.close()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_tutorial_3_chat_message_is_relayed_verbatim(parley, mode):
+    a, b, outsider = (Recorder(parley, MODES[mode]) for _ in range(3))
+    try:
+        outsider.emit("login", "someone else")
+        listener = Recorder(parley, MODES[mode])  # a page that only listens
+        time.sleep(0.2)
+        a.emit("chat message", "first")
+        eventually(lambda: len(b.events) == 1)
+        b.emit("chat message", "")
+        eventually(lambda: len(a.events) == 2)
+        for payload in [(None,), {"nested": [1, "x"]}, 42, "😀"]:
+            a.emit("chat message", payload)
+        eventually(lambda: len(a.events) == 6 and len(b.events) == 6 and len(listener.events) == 6)
+        assert [args for _, args in a.events] == [["first"], [""], [None], [{"nested": [1, "x"]}], [42], ["😀"]]
+        assert b.events == a.events and listener.events == a.events
+        time.sleep(0.2)
+        # A socket of another dialect hears none of it.
+        assert outsider.events == []
+        listener.close()
+    finally:
+        for client in (a, b, outsider):
+            client.close()
+
+
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
+
+
+def test_tutorial_4_global_history(parley):
+    first = Recorder(parley, ["websocket"])
+    second = Recorder(parley, ["websocket"])
+    try:
+        first.emit("CreateUserData")
+        eventually(lambda: first.events)
+        event, (data,) = first.events[0]
+        assert event == "SetUserData" and UUID.fullmatch(data["userID"])
+        assert re.fullmatch(r"[a-z]+_[A-Z][a-z]+", data["username"])
+        second.emit("ClearChat")
+        eventually(lambda: second.events)
+        first.events.clear()
+        second.events.clear()
+        first.emit("UserEnteredRoom", {"userID": data["userID"], "username": data["username"]})
+        entered = {"message": f"{data['username']} has entered the chat", "username": "", "userID": 0, "timeStamp": None}
+        eventually(lambda: first.events and second.events)
+        assert first.events == second.events == [("RetrieveChatRoomData", [[entered]])]
+        message = {"message": "hello", "username": data["username"], "userID": data["userID"], "timeStamp": 1700000000, "extra": {"kept": True}}
+        second.emit("SendMessage", message)
+        eventually(lambda: len(first.events) == 2)
+        assert first.events[1] == ("RetrieveChatRoomData", [[entered, message]])
+        first.close()
+        eventually(lambda: len(second.events) == 3)
+        left = {**entered, "message": f"{data['username']} has left the chat"}
+        assert second.events[2] == ("RetrieveChatRoomData", [[entered, message, left]])
+        second.emit("ClearChat")
+        eventually(lambda: len(second.events) == 4)
+        assert second.events[3] == ("RetrieveChatRoomData", [[]])
+    finally:
+        second.close()
+
+
+def test_dialects_share_rooms_each_in_its_own_shape(parley):
+    one = Recorder(parley, ["websocket"])
+    two = Recorder(parley, ["polling", "websocket"])
+    native = Chatter(parley, auth={"name": "three"})
+    try:
+        one.emit("login", "one")
+        one.emit("join", "shared")
+        assert two.call("join", {"name": "two", "room": "shared"}) is None
+        native.ok("room:join", {"room": "shared"})
+        time.sleep(0.3)
+        one.events.clear()
+        two.events.clear()
+        native.messages.clear()
+        one.emit("chat", "from one")
+        eventually(lambda: len(two.events) == 1 and len(native.messages) == 1)
+        two.call("sendMessage", "from two")
+        native.ok("message:send", {"room": "shared", "text": "from three"})
+        eventually(lambda: len(one.events) == 3 and len(two.events) == 3 and len(native.messages) == 3)
+        assert one.events == [("message", [{"user": user, "message": f"from {user}"}]) for user in ("one", "two", "three")]
+        assert two.events == [("message", [{"user": user, "text": f"from {user}"}]) for user in ("one", "two", "three")]
+        assert [(m["room"], m["from"]["name"], m["text"]) for m in native.messages] == [("shared", u, f"from {u}") for u in ("one", "two", "three")]
+        # The native client sees everyone in its member list.
+        assert sorted(m["name"] for m in native.ok("room:members", {"room": "shared"})["members"]) == ["one", "three", "two"]
+        # Events of another dialect from a socket are ignored.
+        one.emit("sendMessage", "not tutorial 1's")
+        time.sleep(0.3)
+        assert len(two.events) == 3
+    finally:
+        one.close()
+        two.close()
+        native.close()
