@@ -30,6 +30,13 @@ extension ChatService {
         return try await storage { try await store.isBlocked(b, by: a) }
     }
 
+    /// The latest friend request between `identity` and the account `handle`, if any.
+    public func friendRequest(with handle: String, of identity: Identity) async throws(ChatError) -> FriendRequest? {
+        try requireAccount(identity)
+        let other = try await account(handle: handle)
+        return try await storage { try await store.friendRequest(between: identity.id, and: other.id) }
+    }
+
     /// Asks `handle` to be friends. A request crossing one from them accepts it at once.
     /// Returns the friendship's status afterwards (`pending` or `accepted`).
     public func requestFriend(_ handle: String, from identity: Identity) async throws(ChatError) -> FriendStatus {

@@ -9,9 +9,11 @@ struct HTTPRoutes: Sendable {
     let io: SocketIOServer
     let metrics: PrometheusCollectorRegistry
     let accounts: AccountRoutes
+    let tutorial3: Tutorial3Routes
 
     func respond(to request: WebRequest) async -> WebResponse {
         if let response = await accounts.respond(to: request) { return response }
+        if let response = await tutorial3.respond(to: request) { return response }
         switch (request.method, request.path) {
         case (.GET, "/healthz"), (.HEAD, "/healthz"):
             return WebResponse(contentType: "application/json", body: "{\"status\":\"ok\",\"sessions\":\(engine.sessionCount)}")

@@ -53,7 +53,9 @@ public final class ParleyApplication: Service, Sendable {
         self.engine = engine
         self.io = io
         self.chat = chat
-        let routes = HTTPRoutes(engine: engine, io: io, metrics: metrics, accounts: AccountRoutes(service: chat))
+        let routes = HTTPRoutes(
+            engine: engine, io: io, metrics: metrics, accounts: AccountRoutes(service: chat), tutorial3: Tutorial3Routes(service: chat)
+        )
         self.http = EngineHTTPServer(engine: engine, fallback: routes.respond)
         NativeChat.install(on: io.sockets, service: chat, dialects: dialects)
         let tutorial4 = Tutorial4Chat(io: io, cap: configuration.tutorial4HistoryCap)

@@ -227,3 +227,103 @@ def test_dialects_share_rooms_each_in_its_own_shape(parley):
         one.close()
         two.close()
         native.close()
+
+
+def test_tutorial_3_rest_routes_on_real_accounts(parley):
+    page = requests.Session()
+    other = requests.Session()
+    base = parley.url
+    assert page.post(base + "/register", json={"name": "Tee", "handle": "t3_tee", "password": 12345678, "phone": "1", "email": "t@x"}, timeout=10).text == "success"
+    assert requests.post(base + "/register", json={"handle": "t3_tee", "password": "another one"}, timeout=10).text == "User already found"
+    form = other.post(base + "/register", data={"name": "Vee", "handle": "t3_vee", "password": "form password"}, timeout=10)
+    assert form.status_code == 200 and form.text == "success"
+    # A number password is the same number at login, whichever way it is sent.
+    assert requests.post(base + "/login", json={"handle": "t3_tee", "password": 12345678}, timeout=10).text == "success"
+    assert requests.post(base + "/login", data={"handle": "t3_tee", "password": "12345678"}, timeout=10).text == "success"
+    assert requests.post(base + "/login", json={"handle": "t3_tee", "password": 1234}, timeout=10).text == "User has not registered"
+    assert requests.post(base + "/login", json={"handle": "t3_nobody", "password": "whatever1"}, timeout=10).text == "User has not registered"
+    # Friend requests act only for the signed-in account.
+    stranger = requests.post(base + "/friend_request", json={"my_handle": "t3_tee", "friend_handle": "t3_vee"}, timeout=10)
+    assert stranger.status_code == 401
+    assert page.post(base + "/friend_request", json={"my_handle": "t3_tee", "friend_handle": "t3_vee"}, timeout=10).text == "success"
+    assert page.post(base + "/friend_request", json={"my_handle": "t3_tee", "friend_handle": "t3_vee"}, timeout=10).text == "Friend request already sent "
+    assert page.post(base + "/friend_request/confirmed", json={"my_handle": "t3_vee", "friend_handle": "t3_tee", "confirm": "Yes"}, timeout=10).status_code == 401
+    assert other.post(base + "/friend_request/confirmed", json={"my_handle": "t3_vee", "friend_handle": "t3_tee", "confirm": "Yes"}, timeout=10).text == "success"
+    assert other.post(base + "/friend_request/confirmed", json={"my_handle": "t3_vee", "friend_handle": "t3_tee", "confirm": "Yes"}, timeout=10).text == "Friend request already accepted"
+    assert page.post(base + "/friend_request", json={"my_handle": "t3_tee", "friend_handle": "t3_vee"}, timeout=10).text == "Friend request already accepted"
+    # They are real Parley accounts and friends: the native API knows them.
+    token = requests.post(base + "/api/login", json={"handle": "t3_tee", "password": "12345678"}, timeout=10).json()["token"]
+    tee = Chatter(parley, auth={"token": token})
+    assert [u["name"] for u in tee.ok("friend:list", {})["friends"]] == ["t3_vee"]
+    tee.close()
+    # A weak password is refused clearly, and changes nothing.
+    weak = requests.post(base + "/register", json={"handle": "t3_weak", "password": "123"}, timeout=10)
+    assert weak.status_code == 400 and "8" in weak.text
+    assert requests.post(base + "/login", json={"handle": "t3_weak", "password": "123"}, timeout=10).text == "User has not registered"
+
+
+def v3_payload(*packets: str) -> bytes:
+    return "".join(f"{len(p.encode('utf-16-le')) // 2}:{p}" for p in packets).encode()
+
+
+def v3_packets(body: str) -> list:
+    packets = []
+    while body:
+        length, _, rest = body.partition(":")
+        units = int(length)
+        text, count = "", 0
+        for char in rest:
+            if count >= units:
+                break
+            text += char
+            count += 2 if ord(char) > 0xFFFF else 1
+        packets.append(text)
+        body = rest[len(text):]
+    return packets
+
+
+def test_raw_eio3_clients_of_tutorials_2_and_3_with_cors():
+    from conftest import start_parley
+    origin = "http://tutorial.example"
+    server = start_parley("--cors-origin", origin)
+    headers = {"Origin": origin}
+    try:
+        base = server.url + "/socket.io/"
+        preflight = requests.options(base, params={"EIO": "3", "transport": "polling"},
+                                     headers={**headers, "Access-Control-Request-Method": "POST"}, timeout=5)
+        assert preflight.status_code == 204 and preflight.headers["Access-Control-Allow-Origin"] == origin
+        handshake = requests.get(base, params={"EIO": "3", "transport": "polling"}, headers=headers, timeout=5)
+        assert handshake.headers["Access-Control-Allow-Origin"] == origin
+        assert handshake.headers["Access-Control-Allow-Credentials"] == "true"
+        sid = json.loads(v3_packets(handshake.text)[0][1:])["sid"]
+        params = {"EIO": "3", "transport": "polling", "sid": sid}
+        assert requests.get(base, params=params, headers=headers, timeout=5).text == "2:40"
+        # Tutorial 2 over v3 polling: welcome, roomData, then the ack.
+        assert requests.post(base, params=params, headers=headers, data=v3_payload('421["join",{"name":"Légacy","room":"t2-eio3"}]'), timeout=5).text == "ok"
+        received = []
+        while len(received) < 3:
+            received += v3_packets(requests.get(base, params=params, headers=headers, timeout=5).text)
+        assert received[0] == '42["message",{"user":"admin","text":"légacy, welcome to room t2-eio3."}]'
+        assert received[1] == f'42["roomData",{{"room":"t2-eio3","users":[{{"id":"{sid}","name":"légacy","room":"t2-eio3"}}]}}]'
+        assert received[2] == "431[]"
+        # Upgrade to WebSocket, then talk tutorial 2 there.
+        ws = websocket.create_connection(f"{server.ws_url}/socket.io/?EIO=3&transport=websocket&sid={sid}", timeout=5, origin=origin)
+        ws.send("2probe")
+        assert ws.recv() == "3probe"
+        ws.send("5")
+        ws.send('422["sendMessage","over v3 websocket"]')
+        assert ws.recv() == '42["message",{"user":"légacy","text":"over v3 websocket"}]'
+        assert ws.recv() == "432[]"
+        ws.close()
+        # Tutorial 3 from a WebSocket-only v3 client: relayed verbatim, to itself too.
+        t3 = websocket.create_connection(f"{server.ws_url}/socket.io/?EIO=3&transport=websocket", timeout=5, origin=origin)
+        assert t3.recv().startswith("0{")
+        assert t3.recv() == "40"
+        t3.send('42["chat message",{"from":"v3","n":1}]')
+        assert t3.recv() == '42["chat message",{"from":"v3","n":1}]'
+        t3.close()
+        # Another origin is refused on the WebSocket.
+        with pytest.raises(websocket.WebSocketBadStatusException):
+            websocket.create_connection(f"{server.ws_url}/socket.io/?EIO=3&transport=websocket", timeout=5, origin="http://evil.example")
+    finally:
+        server.stop()
