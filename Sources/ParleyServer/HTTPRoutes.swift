@@ -10,8 +10,10 @@ struct HTTPRoutes: Sendable {
     let metrics: PrometheusCollectorRegistry
     let accounts: AccountRoutes
     let tutorial3: Tutorial3Routes
+    let files = StaticFiles()
 
     func respond(to request: WebRequest) async -> WebResponse {
+        if request.method == .GET || request.method == .HEAD, let file = files.response(for: request.path) { return file }
         if let response = await accounts.respond(to: request) { return response }
         if let response = await tutorial3.respond(to: request) { return response }
         switch (request.method, request.path) {

@@ -1,0 +1,30 @@
+import EngineIO
+import Foundation
+import NIOCore
+
+/// The files shipped with Parley (package resources), read once at start and served from memory.
+struct StaticFiles: Sendable {
+    private let files: [String: WebResponse]
+
+    /// The files of `Resources/public`, by URL path.
+    init() {
+        var files: [String: WebResponse] = [:]
+        let routes: [(path: String, resource: String, type: String)] = [
+            ("/socket.io/socket.io.js", "socket.io.js", "application/javascript; charset=utf-8"),
+        ]
+        for route in routes {
+            guard let url = Bundle.module.url(forResource: route.resource, withExtension: nil, subdirectory: "public"),
+                  let data = try? Data(contentsOf: url)
+            else { continue }
+            var response = WebResponse(status: .ok, headers: ["Content-Type": route.type], body: ByteBuffer(bytes: data))
+            response.headers.add(name: "Cache-Control", value: "no-cache")
+            files[route.path] = response
+        }
+        self.files = files
+    }
+
+    /// The file at `path`, if Parley ships one there.
+    func response(for path: String) -> WebResponse? {
+        files[path]
+    }
+}
