@@ -61,6 +61,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Seconds an until-delivered message waits for its recipients before it is deleted anyway.")
     var undeliveredMaxAge = 14 * 24 * 3600
 
+    @Option(help: "The most entries the fourth tutorial's global chat history keeps (the newest).")
+    var tutorial4HistoryCap = 1000
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel = "info"
 
@@ -78,6 +81,7 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError("--retention is keep, until-delivered or none")
         }
         guard undeliveredMaxAge > 0 else { throw ValidationError("--undelivered-max-age must be positive") }
+        guard tutorial4HistoryCap > 0 else { throw ValidationError("--tutorial4-history-cap must be positive") }
     }
 
     func makeConfiguration() throws -> ParleyConfiguration {
@@ -102,6 +106,7 @@ struct Serve: AsyncParsableCommand {
         configuration.socketIO.connectionStateRecovery =
             recoveryWindow == 0 ? nil : ConnectionStateRecovery(maxDisconnectionDuration: .seconds(Int64(recoveryWindow)))
         configuration.database = database
+        configuration.tutorial4HistoryCap = tutorial4HistoryCap
         configuration.chat.defaultRetention = RetentionPolicy(rawValue: retention) ?? .keep
         configuration.chat.undeliveredMaxAge = Int64(undeliveredMaxAge) * 1000
         configuration.logLevel = Logger.Level(rawValue: logLevel) ?? .info

@@ -327,3 +327,42 @@ def test_raw_eio3_clients_of_tutorials_2_and_3_with_cors():
             websocket.create_connection(f"{server.ws_url}/socket.io/?EIO=3&transport=websocket", timeout=5, origin="http://evil.example")
     finally:
         server.stop()
+
+
+def test_tutorial_4_history_keeps_the_newest_entries_under_its_cap():
+    from conftest import start_parley
+    server = start_parley("--tutorial4-history-cap", "3")
+    try:
+        client = Recorder(server, ["websocket"])
+        for index in range(5):
+            client.emit("SendMessage", {"message": f"m{index}"})
+        eventually(lambda: len(client.events) == 5)
+        assert client.events[-1] == ("RetrieveChatRoomData", [[{"message": "m2"}, {"message": "m3"}, {"message": "m4"}]])
+        client.close()
+    finally:
+        server.stop()
+
+
+def test_eio3_and_eio4_clients_share_a_room(parley):
+    """A socket.io-client 2.x (Engine.IO v3) user and a current one in one tutorial-2 room."""
+    modern = Recorder(parley, ["websocket"])
+    assert modern.call("join", {"name": "modern", "room": "mixed-versions"}) is None
+    handshake = requests.get(parley.url + "/socket.io/", params={"EIO": "3", "transport": "polling"}, timeout=5)
+    sid = json.loads(v3_packets(handshake.text)[0][1:])["sid"]
+    ws = websocket.create_connection(f"{parley.ws_url}/socket.io/?EIO=3&transport=websocket&sid={sid}", timeout=5)
+    ws.send("2probe")
+    assert ws.recv() == "3probe"
+    ws.send("5")
+    ws.send('421["join",{"name":"legacy","room":"mixed-versions"}]')
+    # The server's own 40 (queued while polling) comes first, then welcome, roomData and the ack.
+    frames = [ws.recv() for _ in range(4)]
+    assert frames[0] == "40" and frames[3] == "431[]"
+    assert frames[1] == '42["message",{"user":"admin","text":"legacy, welcome to room mixed-versions."}]'
+    eventually(lambda: len(modern.events) == 4)
+    assert modern.events[2] == ("message", [{"user": "admin", "text": "legacy has joined!"}])
+    modern.call("sendMessage", "hello legacy")
+    assert ws.recv() == '42["message",{"user":"modern","text":"hello legacy"}]'
+    ws.send('42["sendMessage","hello modern"]')
+    eventually(lambda: modern.events[-1] == ("message", [{"user": "legacy", "text": "hello modern"}]))
+    ws.close()
+    modern.close()
