@@ -21,6 +21,7 @@ final class ClientCore: Sendable {
         var connectWaiter: CheckedContinuation<Void, any Error>?
         var connectResult: Result<Void, SocketIOClientError>?
         var handlers: [String: [@Sendable ([JSONValue], Acknowledgement) -> Void]] = [:]
+        var anyHandlers: [@Sendable (String, [JSONValue]) -> Void] = []
         var disconnectHandlers: [@Sendable (String) -> Void] = []
         var pendingAcks: [Int: PendingAck] = [:]
         var nextAckID = 0
@@ -39,6 +40,10 @@ final class ClientCore: Sendable {
 
     func on(_ event: String, _ handler: @escaping @Sendable ([JSONValue], Acknowledgement) -> Void) {
         state.withLock { $0.handlers[event, default: []].append(handler) }
+    }
+
+    func onAny(_ handler: @escaping @Sendable (String, [JSONValue]) -> Void) {
+        state.withLock { $0.anyHandlers.append(handler) }
     }
 
     func onDisconnect(_ handler: @escaping @Sendable (String) -> Void) {
@@ -115,8 +120,9 @@ final class ClientCore: Sendable {
             close(reason: "io server disconnect")
         case .event, .binaryEvent:
             guard let name = packet.eventName else { return }
-            let handlers = state.withLock { $0.handlers[name] ?? [] }
+            let (handlers, anyHandlers) = state.withLock { ($0.handlers[name] ?? [], $0.anyHandlers) }
             let ack = Acknowledgement.answering(packet) { [weak self] reply in self?.send(reply) }
+            for handler in anyHandlers { handler(name, packet.arguments) }
             for handler in handlers { handler(packet.arguments, ack) }
         case .ack, .binaryAck:
             guard let id = packet.id else { return }
@@ -188,6 +194,7 @@ final class ClientCore: Sendable {
             let handlers = state.disconnectHandlers
             state.disconnectHandlers.removeAll()
             state.handlers.removeAll()
+            state.anyHandlers.removeAll()
             return .some(state.channel.map { ($0, acks, handlers) })
         }
         guard let taken else { return }

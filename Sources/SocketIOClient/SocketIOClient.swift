@@ -89,6 +89,11 @@ public final class SocketIOClient: Sendable {
         core.on(event, handler)
     }
 
+    /// Adds a handler that sees every incoming event, before the event's own handlers.
+    public func onAny(_ handler: @escaping @Sendable (_ event: String, _ args: [JSONValue]) -> Void) {
+        core.onAny(handler)
+    }
+
     /// Adds a handler called once when the connection ends, with the reason.
     public func onDisconnect(_ handler: @escaping @Sendable (String) -> Void) {
         core.onDisconnect(handler)

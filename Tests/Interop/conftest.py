@@ -1,5 +1,6 @@
 """Fixtures: real Parley processes on loopback ports, for clients nobody here wrote."""
 
+import contextlib
 import os
 import random
 import socket
@@ -116,8 +117,9 @@ def testbed():
     server.stop()
 
 
-@pytest.fixture
-def make_testbed():
+@contextlib.contextmanager
+def testbed_maker():
+    """A function that starts test beds, all stopped when the context ends."""
     started = []
 
     def make(**options):
@@ -125,23 +127,23 @@ def make_testbed():
         started.append(server)
         return server
 
-    yield make
-    for server in started:
-        server.stop()
+    try:
+        yield make
+    finally:
+        for server in started:
+            server.stop()
+
+
+@pytest.fixture
+def make_testbed():
+    with testbed_maker() as make:
+        yield make
 
 
 @pytest.fixture(scope="module")
 def make_testbed_module():
-    started = []
-
-    def make(**options):
-        server = start_testbed(**options)
-        started.append(server)
-        return server
-
-    yield make
-    for server in started:
-        server.stop()
+    with testbed_maker() as make:
+        yield make
 
 
 @pytest.fixture(scope="module")

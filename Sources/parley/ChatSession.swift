@@ -1,0 +1,152 @@
+import Foundation
+import SocketIO
+import SocketIOClient
+import Synchronization
+
+/// The state and commands of one `parley chat` session.
+final class ChatSession: Sendable {
+    let client: SocketIOClient
+    let style: Style
+    private let currentRoom: Mutex<String>
+
+    init(client: SocketIOClient, style: Style, room: String) {
+        self.client = client
+        self.style = style
+        self.currentRoom = Mutex(room)
+    }
+
+    var room: String { currentRoom.withLock { $0 } }
+
+    /// Prints what the server pushes, and acknowledges delivered messages.
+    func listen() {
+        let style = self.style
+        client.on("message") { [self] args, _ in
+            guard let message = args.first else { return }
+            Terminal.say(line(for: message, prefix: "#\(message["room"]?.stringValue ?? "")"))
+            acknowledge(message)
+        }
+        client.on("dm") { [self] args, _ in
+            guard let message = args.first else { return }
+            Terminal.say(line(for: message, prefix: "@\(message["from"]?["name"]?.stringValue ?? "")→\(message["to"]?["name"]?.stringValue ?? "")"))
+            acknowledge(message)
+        }
+        client.on("room:notice") { args, _ in
+            guard let notice = args.first, let text = notice["text"]?.stringValue else { return }
+            Terminal.say(style.dim("* \(text) (#\(notice["room"]?.stringValue ?? ""))"))
+        }
+        client.on("friend:request") { args, _ in
+            guard let from = args.first?["from"]?["name"]?.stringValue else { return }
+            Terminal.say(style.status("* friend request from \(from): /accept \(from)"))
+        }
+        client.on("friend:update") { args, _ in
+            guard let user = args.first?["user"]?["name"]?.stringValue, let status = args.first?["status"]?.stringValue else { return }
+            Terminal.say(style.status("* \(user): friend request \(status)"))
+        }
+        client.onDisconnect { reason in Terminal.say(style.status("○ disconnected (\(reason))")) }
+    }
+
+    private func line(for message: JSONValue, prefix: String) -> String {
+        let from = message["from"]?["name"]?.stringValue ?? "?"
+        var text = message["text"]?.stringValue ?? ""
+        if let image = message["image"], let type = image["type"]?.stringValue {
+            text += (text.isEmpty ? "" : " ") + "[image \(type), \(image["size"]?.intValue ?? 0) bytes]"
+        }
+        return "\(style.time(message["sentAt"]?.numberValue)) \(style.dim(prefix)) \(style.name(from)): \(text)"
+    }
+
+    private func acknowledge(_ message: JSONValue) {
+        guard let id = message["id"], message["ephemeral"] == nil else { return }
+        client.emit("message:delivered", ["ids": [id]])
+    }
+
+    /// Sends a command and returns its ack's payload, or prints the error and returns nil.
+    private func command(_ event: String, _ payload: JSONObject) async -> JSONValue? {
+        do {
+            let reply = try await client.emitWithAck(event, .object(payload))
+            guard let answer = reply.first, answer["ok"] == true else {
+                let message = reply.first?["error"]?["message"]?.stringValue ?? "no answer"
+                Terminal.say(style.error("! \(message)"))
+                return nil
+            }
+            return answer
+        } catch {
+            Terminal.say(style.error("! \(error)"))
+            return nil
+        }
+    }
+
+    /// Joins a room and makes it current; prints who is there.
+    func join(_ name: String) async -> Bool {
+        guard let answer = await command("room:join", ["room": .string(name)]) else { return false }
+        currentRoom.withLock { $0 = name }
+        let members = answer["members"]?.arrayValue?.compactMap { $0["name"]?.stringValue } ?? []
+        Terminal.say(style.status("● connected — #\(name): \(members.joined(separator: ", "))"))
+        return true
+    }
+
+    /// Sends a message to the current room.
+    func post(_ text: String) async -> Bool {
+        let clientID = UUID().uuidString
+        guard let answer = await command("message:send", ["room": .string(room), "text": .string(text), "clientId": .string(clientID)]) else {
+            return false
+        }
+        if let id = answer["message"]?["id"]?.intValue { Terminal.say(style.dim("sent #\(id)")) }
+        return true
+    }
+
+    /// Handles one line of input. Returns `false` to quit.
+    func handle(_ line: String) async -> Bool {
+        let text = line.trimmingCharacters(in: .whitespaces)
+        guard !text.isEmpty else { return true }
+        guard text.hasPrefix("/") else {
+            _ = await post(line)
+            return true
+        }
+        let parts = text.dropFirst().split(separator: " ", maxSplits: 2).map(String.init)
+        let argument = parts.count > 1 ? parts[1] : nil
+        switch parts[0] {
+        case "quit", "exit":
+            return false
+        case "help":
+            Terminal.say("""
+                /join ROOM · /leave [ROOM] · /dm HANDLE TEXT · /friends · /accept HANDLE · /history [N] · /who · /quit
+                anything else is sent to #\(room)
+                """)
+        case "join":
+            if let argument { _ = await join(argument) } else { Terminal.say(style.error("! /join ROOM")) }
+        case "leave":
+            let name = argument ?? room
+            if await command("room:leave", ["room": .string(name)]) != nil { Terminal.say(style.dim("left #\(name)")) }
+        case "who":
+            if let answer = await command("room:members", ["room": .string(room)]) {
+                let names = answer["members"]?.arrayValue?.compactMap { $0["name"]?.stringValue } ?? []
+                Terminal.say("#\(room): \(names.joined(separator: ", "))")
+            }
+        case "history":
+            let limit = argument.flatMap(Int.init) ?? 20
+            if let answer = await command("history:get", ["room": .string(room), "limit": .number(Double(limit))]) {
+                for message in answer["messages"]?.arrayValue ?? [] { Terminal.say(self.line(for: message, prefix: "#\(room)")) }
+            }
+        case "dm":
+            guard parts.count == 3 else {
+                Terminal.say(style.error("! /dm HANDLE TEXT"))
+                return true
+            }
+            _ = await command("dm:send", ["to": .string(parts[1]), "text": .string(parts[2])])
+        case "friends":
+            if let answer = await command("friend:list", [:]) {
+                for (key, label) in [("friends", "friends"), ("incoming", "asking you"), ("outgoing", "you asked")] {
+                    let names = answer[key]?.arrayValue?.compactMap { $0["name"]?.stringValue } ?? []
+                    Terminal.say("\(label): \(names.isEmpty ? "—" : names.joined(separator: ", "))")
+                }
+            }
+        case "accept":
+            if let argument, await command("friend:accept", ["handle": .string(argument)]) != nil {
+                Terminal.say(style.status("* you and \(argument) are friends"))
+            }
+        default:
+            Terminal.say(style.error("! unknown command /\(parts[0]); /help lists them"))
+        }
+        return true
+    }
+}
