@@ -21,17 +21,8 @@ struct HTTPRoutes: Sendable {
             return WebResponse(contentType: "application/json", body: "{\"status\":\"ok\",\"sessions\":\(engine.sessionCount)}")
         case (.GET, "/metrics"):
             return WebResponse(contentType: "text/plain; version=0.0.4; charset=utf-8", body: metrics.emitToString())
-        case (.GET, "/"):
-            return WebResponse(contentType: "text/html; charset=utf-8", body: Self.home)
         default:
             return .notFound
         }
     }
-
-    static let home = """
-        <!doctype html>
-        <html lang="en"><head><meta charset="utf-8"><title>Parley</title></head>
-        <body><h1>Parley</h1><p>This Socket.IO server is running. Connect any Socket.IO client to
-        <code>/socket.io/</code>.</p></body></html>
-        """
 }

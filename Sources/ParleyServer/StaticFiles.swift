@@ -11,6 +11,9 @@ struct StaticFiles: Sendable {
         var files: [String: WebResponse] = [:]
         let routes: [(path: String, resource: String, type: String)] = [
             ("/socket.io/socket.io.js", "socket.io.js", "application/javascript; charset=utf-8"),
+            ("/", "index.html", "text/html; charset=utf-8"),
+            ("/app.js", "app.js", "application/javascript; charset=utf-8"),
+            ("/app.css", "app.css", "text/css; charset=utf-8"),
         ]
         for route in routes {
             guard let url = Bundle.module.url(forResource: route.resource, withExtension: nil, subdirectory: "public"),

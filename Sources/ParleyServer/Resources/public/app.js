@@ -1,0 +1,445 @@
+// Parley's web app: plain DOM, no framework, no build step. All user text goes in as text.
+const io = globalThis.io;
+const $ = (id) => document.getElementById(id);
+const STORED_IDS_BELOW = 2 ** 52; // ids of messages that are never stored start here
+
+const state = {
+  token: localStorage.getItem("parley.token"),
+  guestName: localStorage.getItem("parley.guest"),
+  me: null,
+  socket: null,
+  conversations: new Map(), // "#room" or "@handle" → conversation
+  active: null,
+  pending: new Map(), // clientId → { conversation, payload, text }
+  receipts: new Map(), // message id → "delivered" | "read"
+  lastTyping: 0,
+};
+
+// ---- helpers ------------------------------------------------------------------------------
+
+function element(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+/** Text with its http(s) links as anchors; everything else stays text. */
+function linkify(text) {
+  const fragment = document.createDocumentFragment();
+  for (const part of text.split(/(https?:\/\/[^\s<>"']+)/)) {
+    if (/^https?:\/\//.test(part)) {
+      const link = element("a", "", part);
+      link.href = part;
+      link.target = "_blank";
+      link.rel = "noopener noreferrer";
+      fragment.append(link);
+    } else if (part) {
+      fragment.append(document.createTextNode(part));
+    }
+  }
+  return fragment;
+}
+
+function time(ms) {
+  return new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+}
+
+function setStatus(status) {
+  const node = $("status");
+  node.textContent = status;
+  node.className = "status " + status;
+}
+
+async function api(path, body, token) {
+  const headers = { "Content-Type": "application/json" };
+  if (token) headers.Authorization = "Bearer " + token;
+  const response = await fetch(path, { method: "POST", headers, body: JSON.stringify(body || {}) });
+  return response.json().catch(() => ({}));
+}
+
+/** Sends a command; resolves with its ack ({ok, …}). */
+function command(event, payload) {
+  return new Promise((resolve) => state.socket.emit(event, payload, resolve));
+}
+
+// ---- sign in ------------------------------------------------------------------------------
+
+function showSignIn(error) {
+  $("signin").hidden = false;
+  $("app").hidden = true;
+  $("signout").hidden = true;
+  $("account-error").textContent = error || "";
+  setStatus("offline");
+}
+
+$("guest-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  state.guestName = $("guest-name").value.trim();
+  localStorage.setItem("parley.guest", state.guestName);
+  connect();
+});
+
+async function signIn(path) {
+  const reply = await api(path, { handle: $("handle").value, password: $("password").value });
+  if (!reply.token) {
+    $("account-error").textContent = (reply.error && reply.error.message) || "That did not work.";
+    return;
+  }
+  state.token = reply.token;
+  localStorage.setItem("parley.token", reply.token);
+  localStorage.removeItem("parley.guest");
+  connect();
+}
+
+$("account-form").addEventListener("submit", (event) => { event.preventDefault(); signIn("/api/login"); });
+$("register").addEventListener("click", () => { if ($("account-form").reportValidity()) signIn("/api/register"); });
+
+$("signout").addEventListener("click", async () => {
+  if (state.token) await api("/api/logout", {}, state.token);
+  localStorage.removeItem("parley.token");
+  localStorage.removeItem("parley.guest");
+  location.reload();
+});
+
+// ---- connection -----------------------------------------------------------------------------
+
+function connect() {
+  const auth = state.token ? { token: state.token } : state.guestName ? { name: state.guestName } : {};
+  const socket = io({ auth });
+  state.socket = socket;
+  setStatus("connecting");
+  socket.on("connect", onConnect);
+  socket.on("disconnect", () => setStatus("reconnecting"));
+  socket.on("connect_error", (error) => {
+    if (error.data && error.data.code === "unauthorized") {
+      localStorage.removeItem("parley.token");
+      state.token = null;
+    }
+    socket.disconnect();
+    showSignIn(error.message);
+  });
+  socket.on("message", (message) => addMessage(room("#" + message.room), message));
+  socket.on("dm", (message) => {
+    const other = message.from.id === (state.me && state.me.id) ? message.to : message.from;
+    addMessage(room("@" + other.name), message);
+  });
+  socket.on("room:members", ({ room: name, members }) => {
+    room("#" + name).members = members;
+    if (state.active === "#" + name) renderHeader();
+  });
+  socket.on("room:notice", ({ room: name, text }) => addNotice(room("#" + name), text));
+  socket.on("room:removed", ({ room: name, user }) => addNotice(room("#" + name), `${user.name} was removed`));
+  socket.on("room:cleared", ({ room: name }) => {
+    const conversation = room("#" + name);
+    conversation.messages = [];
+    conversation.ids.clear();
+    conversation.more = false;
+    if (state.active === conversation.key) renderMessages();
+  });
+  socket.on("typing", showTyping);
+  socket.on("receipt", ({ id, status }) => {
+    if (state.receipts.get(id) !== "read") state.receipts.set(id, status);
+    renderTicks(id);
+  });
+  socket.on("friend:request", refreshFriends);
+  socket.on("friend:update", refreshFriends);
+}
+
+async function onConnect() {
+  setStatus("connected");
+  $("signin").hidden = true;
+  $("app").hidden = false;
+  $("signout").hidden = false;
+  const reply = await command("me", {});
+  state.me = reply.user;
+  $("whoami").textContent = `${state.me.name} (${state.me.kind})`;
+  if (state.me.kind === "guest") localStorage.setItem("parley.guest", state.me.name);
+  $("friends-section").hidden = state.me.kind !== "account";
+  if (state.me.kind === "account") refreshFriends();
+  // Guests are in no room after a reconnection; accounts are put back by the server.
+  for (const conversation of state.conversations.values()) {
+    if (conversation.kind === "room") await command("room:join", { room: conversation.name });
+  }
+  if (!state.conversations.size) await joinRoom("lobby");
+  // Messages not acknowledged before the connection dropped: the server drops repeats by clientId.
+  for (const [clientId, item] of state.pending) {
+    state.socket.emit(item.event, item.payload, (ack) => settle(clientId, ack));
+  }
+}
+
+window.addEventListener("offline", () => setStatus("offline"));
+
+// ---- conversations --------------------------------------------------------------------------
+
+function room(key) {
+  if (!state.conversations.has(key)) {
+    state.conversations.set(key, {
+      key, kind: key[0] === "#" ? "room" : "dm", name: key.slice(1),
+      messages: [], ids: new Set(), unread: 0, members: [], more: true, loading: false,
+    });
+    renderSidebar();
+  }
+  return state.conversations.get(key);
+}
+
+async function joinRoom(name) {
+  const reply = await command("room:join", { room: name });
+  if (!reply.ok) { alert(reply.error.message); return; }
+  const conversation = room("#" + reply.room.name);
+  conversation.members = reply.members;
+  select(conversation.key);
+}
+
+$("join-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const name = $("join-room").value.trim();
+  if (name) joinRoom(name);
+  $("join-room").value = "";
+});
+
+function select(key) {
+  state.active = key;
+  const conversation = state.conversations.get(key);
+  conversation.unread = 0;
+  renderSidebar();
+  renderHeader();
+  renderMessages();
+  if (!conversation.loaded) loadHistory(conversation);
+  markRead(conversation);
+}
+
+async function loadHistory(conversation) {
+  if (conversation.loading || !conversation.more) return;
+  conversation.loading = true;
+  const oldest = conversation.messages.find((message) => message.id < STORED_IDS_BELOW);
+  const where = conversation.kind === "room" ? { room: conversation.name } : { with: conversation.name };
+  const reply = await command("history:get", { ...where, before: oldest ? oldest.id : undefined, limit: 50 });
+  conversation.loading = false;
+  conversation.loaded = true;
+  if (!reply.ok) return;
+  conversation.more = reply.more;
+  for (const message of reply.messages) insert(conversation, message);
+  if (state.active === conversation.key) renderMessages(true);
+}
+
+$("messages").addEventListener("scroll", () => {
+  const conversation = state.conversations.get(state.active);
+  if (conversation && $("messages").scrollTop < 40) loadHistory(conversation);
+});
+
+/** Puts a message in id order; false when it is already there. */
+function insert(conversation, message) {
+  if (conversation.ids.has(message.id)) return false;
+  conversation.ids.add(message.id);
+  const messages = conversation.messages;
+  let index = messages.length;
+  while (index > 0 && messages[index - 1].id > message.id) index--;
+  messages.splice(index, 0, message);
+  return true;
+}
+
+function addMessage(conversation, message) {
+  if (!insert(conversation, message)) return;
+  const mine = state.me && message.from.id === state.me.id;
+  if (!mine && !message.ephemeral) state.socket.emit("message:delivered", { ids: [message.id] });
+  if (state.active === conversation.key) {
+    renderMessages();
+    markRead(conversation);
+  } else if (!mine) {
+    conversation.unread++;
+    renderSidebar();
+  }
+}
+
+function addNotice(conversation, text) {
+  conversation.messages.push({ notice: text, id: (conversation.messages.at(-1) || { id: 0 }).id + 1e-6 });
+  if (state.active === conversation.key) renderMessages();
+}
+
+function markRead(conversation) {
+  if (!state.me || !document.hasFocus()) return;
+  const ids = conversation.messages
+    .filter((m) => !m.notice && !m.ephemeral && m.from.id !== state.me.id && !m.readSent)
+    .map((m) => { m.readSent = true; return m.id; });
+  for (let start = 0; start < ids.length; start += 100) state.socket.emit("message:read", { ids: ids.slice(start, start + 100) });
+}
+window.addEventListener("focus", () => { const c = state.conversations.get(state.active); if (c) markRead(c); });
+
+// ---- sending --------------------------------------------------------------------------------
+
+function send(fields) {
+  const conversation = state.conversations.get(state.active);
+  if (!conversation) return;
+  const clientId = crypto.randomUUID();
+  const event = conversation.kind === "room" ? "message:send" : "dm:send";
+  const payload = { ...(conversation.kind === "room" ? { room: conversation.name } : { to: conversation.name }), clientId, ...fields };
+  state.pending.set(clientId, { event, payload, conversation: conversation.key, text: fields.text || "[image]" });
+  renderMessages();
+  state.socket.emit(event, payload, (ack) => settle(clientId, ack));
+}
+
+function settle(clientId, ack) {
+  const item = state.pending.get(clientId);
+  if (!item) return;
+  state.pending.delete(clientId);
+  if (ack && ack.ok) addMessage(state.conversations.get(item.conversation), ack.message);
+  else if (ack) alert(ack.error.message);
+  renderMessages();
+}
+
+$("composer").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const text = $("text").value;
+  if (!text.trim()) return;
+  $("text").value = "";
+  send({ text });
+});
+
+async function sendImage(file) {
+  if (!file || !file.type.startsWith("image/")) return;
+  send({ text: "", image: await file.arrayBuffer() });
+}
+$("image").addEventListener("change", () => { sendImage($("image").files[0]); $("image").value = ""; });
+$("text").addEventListener("paste", (event) => {
+  const file = [...(event.clipboardData || {}).files || []].find((f) => f.type.startsWith("image/"));
+  if (file) { event.preventDefault(); sendImage(file); }
+});
+
+$("text").addEventListener("input", () => {
+  const conversation = state.conversations.get(state.active);
+  if (!conversation || Date.now() - state.lastTyping < 2000) return;
+  state.lastTyping = Date.now();
+  state.socket.emit("typing", conversation.kind === "room" ? { room: conversation.name } : { to: conversation.name }, () => {});
+});
+
+let typingTimer;
+function showTyping({ room: name, from, typing }) {
+  if (state.me && from.id === state.me.id) return;
+  const key = name !== undefined ? "#" + name : "@" + from.name;
+  if (key !== state.active) return;
+  $("typing").textContent = typing ? `${from.name} is typing…` : "";
+  clearTimeout(typingTimer);
+  typingTimer = setTimeout(() => { $("typing").textContent = ""; }, 3000);
+}
+
+// ---- friends ----------------------------------------------------------------------------------
+
+async function refreshFriends() {
+  const reply = await command("friend:list", {});
+  if (!reply.ok) return;
+  const requests = $("requests");
+  requests.replaceChildren();
+  for (const user of reply.incoming) {
+    const item = element("li", "", `${user.name} wants to be friends `);
+    const accept = element("button", "", "Accept");
+    accept.onclick = async () => { await command("friend:accept", { handle: user.name }); refreshFriends(); };
+    const reject = element("button", "link", "Reject");
+    reject.onclick = async () => { await command("friend:reject", { handle: user.name }); refreshFriends(); };
+    item.append(accept, reject);
+    requests.append(item);
+  }
+  for (const user of reply.outgoing) requests.append(element("li", "muted", `waiting for ${user.name}`));
+  const friends = $("friends");
+  friends.replaceChildren();
+  for (const user of reply.friends) {
+    const item = element("li", "", "@" + user.name);
+    item.onclick = () => { room("@" + user.name); select("@" + user.name); };
+    friends.append(item);
+  }
+}
+
+$("friend-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const handle = $("friend-handle").value.trim();
+  if (!handle) return;
+  const reply = await command("friend:request", { handle });
+  if (!reply.ok) alert(reply.error.message);
+  $("friend-handle").value = "";
+  refreshFriends();
+});
+
+// ---- rendering --------------------------------------------------------------------------------
+
+function renderSidebar() {
+  const list = $("rooms");
+  list.replaceChildren();
+  for (const conversation of state.conversations.values()) {
+    if (conversation.kind !== "room") continue;
+    const item = element("li", conversation.key === state.active ? "active" : "", "#" + conversation.name);
+    if (conversation.unread) item.append(element("span", "badge", String(conversation.unread)));
+    item.onclick = () => select(conversation.key);
+    item.tabIndex = 0;
+    item.onkeydown = (event) => { if (event.key === "Enter") select(conversation.key); };
+    list.append(item);
+  }
+}
+
+function renderHeader() {
+  const conversation = state.conversations.get(state.active);
+  $("title").textContent = conversation ? conversation.key : "Pick or join a room";
+  $("members").textContent = conversation && conversation.kind === "room"
+    ? conversation.members.map((m) => m.name).join(", ")
+    : "";
+}
+
+function renderMessages(keepPosition) {
+  const list = $("messages");
+  const conversation = state.conversations.get(state.active);
+  const fromBottom = list.scrollHeight - list.scrollTop;
+  list.replaceChildren();
+  if (!conversation) return;
+  for (const message of conversation.messages) list.append(message.notice ? element("li", "notice", message.notice) : messageElement(message));
+  for (const item of state.pending.values()) {
+    if (item.conversation !== conversation.key) continue;
+    const node = element("li", "message mine pending");
+    node.append(element("div", "meta", "sending…"), element("div", "text", item.text));
+    list.append(node);
+  }
+  list.scrollTop = keepPosition ? list.scrollHeight - fromBottom : list.scrollHeight;
+}
+
+function messageElement(message) {
+  const mine = state.me && message.from.id === state.me.id;
+  const node = element("li", "message" + (mine ? " mine" : ""));
+  node.dataset.id = message.id;
+  const meta = element("div", "meta");
+  meta.append(element("span", "sender", message.from.name), element("time", "", time(message.sentAt)));
+  if (mine) meta.append(element("span", "ticks"));
+  node.append(meta);
+  if (message.text) {
+    const body = element("div", "text");
+    body.append(linkify(message.text));
+    node.append(body);
+  }
+  if (message.image) node.append(imageElement(message));
+  if (mine) renderTicks(message.id, node);
+  return node;
+}
+
+function imageElement(message) {
+  const image = element("img");
+  image.alt = `image from ${message.from.name}`;
+  const show = (data) => {
+    image.src = URL.createObjectURL(new Blob([data], { type: message.image.type }));
+    image.onclick = () => window.open(image.src, "_blank", "noopener");
+  };
+  if (message.image.data) show(message.image.data);
+  else command("image:get", { id: message.id }).then((reply) => { if (reply.ok) show(reply.data); });
+  return image;
+}
+
+function renderTicks(id, node) {
+  node = node || document.querySelector(`.message[data-id="${id}"]`);
+  const ticks = node && node.querySelector(".ticks");
+  if (!ticks) return;
+  const status = state.receipts.get(id);
+  ticks.textContent = status ? "✓✓" : "✓";
+  ticks.className = "ticks" + (status === "read" ? " read" : "");
+  ticks.title = status || "sent";
+}
+
+// ---- start --------------------------------------------------------------------------------------
+
+if (state.token || state.guestName !== null) connect();
+else showSignIn();

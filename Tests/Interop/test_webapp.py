@@ -1,0 +1,106 @@
+"""The web app in real browsers (Debian's chromium via selenium): a guest and an account chat in
+a room and see each other in the member list; markup in a message stays text; an image is sent
+and displayed. Screenshots of each step go to .test-artifacts/screenshots/."""
+
+import shutil
+import struct
+import zlib
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.options import Options
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as ready
+from selenium.webdriver.support.ui import WebDriverWait
+
+from conftest import ROOT
+
+SHOTS = ROOT / ".test-artifacts" / "screenshots"
+
+
+def make_browser(width=1100, height=760):
+    options = Options()
+    options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", f"--window-size={width},{height}"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=Service(shutil.which("chromedriver") or "/usr/bin/chromedriver"), options=options)
+
+
+def shot(driver, name):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    driver.save_screenshot(str(SHOTS / f"{name}.png"))
+
+
+def wait(driver, condition, timeout=10):
+    return WebDriverWait(driver, timeout).until(condition)
+
+
+def texts(driver):
+    return [node.text for node in driver.find_elements(By.CSS_SELECTOR, "#messages .message .text")]
+
+
+def png_file(path):
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    raw = b"".join(b"\x00" + bytes([200, 40, 40] * 16) for _ in range(16))
+    data = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 16, 16, 8, 2, 0, 0, 0)) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+    path.write_bytes(data)
+    return path
+
+
+@pytest.fixture
+def browsers():
+    opened = [make_browser(), make_browser(420, 800)]
+    yield opened
+    for driver in opened:
+        driver.quit()
+
+
+def test_guest_and_account_chat_with_text_only_rendering_and_images(parley, browsers, tmp_path):
+    guest, account = browsers
+    guest.get(parley.url + "/")
+    wait(guest, ready.visibility_of_element_located((By.ID, "guest-name"))).send_keys("gina")
+    shot(guest, "01-sign-in")
+    guest.find_element(By.CSS_SELECTOR, "#guest-form button").click()
+    wait(guest, ready.text_to_be_present_in_element((By.ID, "status"), "connected"))
+
+    account.get(parley.url + "/")
+    wait(account, ready.visibility_of_element_located((By.ID, "handle"))).send_keys("wendy")
+    account.find_element(By.ID, "password").send_keys("web password 1")
+    account.find_element(By.ID, "register").click()
+    wait(account, ready.text_to_be_present_in_element((By.ID, "status"), "connected"))
+    wait(account, ready.text_to_be_present_in_element((By.ID, "whoami"), "wendy (account)"))
+    # Both in #lobby, each in the other's member list.
+    wait(guest, ready.text_to_be_present_in_element((By.ID, "members"), "wendy"))
+    wait(account, ready.text_to_be_present_in_element((By.ID, "members"), "gina"))
+    shot(guest, "02-guest-in-lobby")
+
+    guest.find_element(By.ID, "text").send_keys("hello from the guest\n")
+    wait(account, lambda driver: "hello from the guest" in texts(driver))
+    account.find_element(By.ID, "text").send_keys("hi gina, see https://example.com\n")
+    wait(guest, lambda driver: "hi gina, see https://example.com" in texts(driver))
+    link = guest.find_element(By.CSS_SELECTOR, "#messages .message a")
+    assert link.get_attribute("href") == "https://example.com/" and link.get_attribute("rel") == "noopener noreferrer"
+    shot(account, "03-account-phone-size")
+
+    # Markup stays text: no element is made from it, no script runs.
+    hostile = "<img src=x onerror=alert(1)>"
+    account.find_element(By.ID, "text").send_keys(hostile + "\n")
+    wait(guest, lambda driver: hostile in texts(driver))
+    assert guest.find_elements(By.CSS_SELECTOR, "#messages .text img") == []
+    shot(guest, "04-markup-as-text")
+
+    # An image: picked, sent, displayed on the other side.
+    guest.find_element(By.ID, "image").send_keys(str(png_file(tmp_path / "red.png")))
+    shown = wait(account, lambda driver: [img for img in driver.find_elements(By.CSS_SELECTOR, "#messages img") if driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth", img)])
+    assert account.execute_script("return arguments[0].naturalWidth", shown[0]) == 16
+    shot(account, "05-image")
+
+    # Own messages are marked, and get a tick once stored.
+    mine = guest.find_elements(By.CSS_SELECTOR, "#messages .message.mine .ticks")
+    assert mine and all(tick.text in ("✓", "✓✓") for tick in mine)
+    for driver in (guest, account):
+        severe = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+        assert severe == []
