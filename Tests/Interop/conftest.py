@@ -96,9 +96,9 @@ def start_testbed(**options) -> Server:
     return Server(process, port, engine_port)
 
 
-def start_parley(*flags: str, env: dict | None = None, database: str | None = None) -> Server:
+def start_parley(*flags: str, env: dict | None = None, database: str | None = None, port: int | None = None) -> Server:
     """The real `parley serve`, on a fresh database file unless `database` names one."""
-    port = free_port()
+    port = port or free_port()
     if database is None:
         LOGS.mkdir(parents=True, exist_ok=True)
         database = str(LOGS.parent / f"parley-{port}-{random.randint(0, 999999)}.sqlite")

@@ -104,3 +104,65 @@ def test_guest_and_account_chat_with_text_only_rendering_and_images(parley, brow
     for driver in (guest, account):
         severe = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
         assert severe == []
+
+
+def register_in(driver, url, handle):
+    driver.get(url + "/")
+    wait(driver, ready.visibility_of_element_located((By.ID, "handle"))).send_keys(handle)
+    driver.find_element(By.ID, "password").send_keys("web password 1")
+    driver.find_element(By.ID, "register").click()
+    wait(driver, ready.text_to_be_present_in_element((By.ID, "whoami"), f"{handle} (account)"))
+
+
+def test_friends_write_directly_and_ticks_turn_to_read(parley, browsers):
+    alice, bob = browsers
+    register_in(alice, parley.url, "web_alice")
+    register_in(bob, parley.url, "web_bob")
+    alice.find_element(By.ID, "friend-handle").send_keys("web_bob\n")
+    accept = wait(bob, lambda driver: [b for b in driver.find_elements(By.CSS_SELECTOR, "#requests button") if b.text == "Accept"])
+    shot(bob, "06-friend-request")
+    accept[0].click()
+    wait(alice, lambda driver: [li for li in driver.find_elements(By.CSS_SELECTOR, "#friends li") if li.text == "@web_bob"])[0].click()
+    wait(alice, ready.text_to_be_present_in_element((By.ID, "title"), "@web_bob"))
+    alice.find_element(By.ID, "text").send_keys("a private hello\n")
+    # Bob sees the conversation appear with an unread badge, opens it, and reads.
+    conversation = wait(bob, lambda driver: [li for li in driver.find_elements(By.CSS_SELECTOR, "#rooms li") if li.text.startswith("@web_alice")])
+    assert conversation[0].find_element(By.CSS_SELECTOR, ".badge").text == "1"
+    conversation[0].click()
+    wait(bob, lambda driver: "a private hello" in texts(driver))
+    read = wait(alice, lambda driver: [t for t in driver.find_elements(By.CSS_SELECTOR, "#messages .message.mine .ticks.read") if t.text == "✓✓"])
+    assert read
+    shot(alice, "07-direct-message-read")
+
+
+def test_a_message_typed_while_the_connection_is_down_arrives_exactly_once(tmp_path):
+    from conftest import start_parley
+    database = str(tmp_path / "cut.sqlite")
+    server = start_parley(database=database)
+    port = server.port
+    writer, reader = make_browser(), make_browser()
+    try:
+        register_in(writer, server.url, "cut_writer")
+        register_in(reader, server.url, "cut_reader")
+        for driver in (writer, reader):
+            wait(driver, ready.text_to_be_present_in_element((By.ID, "members"), "cut_"))
+        # The connection goes: the server stops.
+        assert server.stop() == 0
+        wait(writer, ready.text_to_be_present_in_element((By.ID, "status"), "reconnecting"))
+        writer.find_element(By.ID, "text").send_keys("written while offline\n")
+        wait(writer, lambda driver: driver.find_elements(By.CSS_SELECTOR, "#messages .pending"))
+        shot(writer, "08-offline-pending")
+        # It comes back, on the same port and database.
+        server = start_parley(database=database, port=port)
+        wait(writer, ready.text_to_be_present_in_element((By.ID, "status"), "connected"), timeout=20)
+        wait(reader, lambda driver: "written while offline" in texts(driver), timeout=20)
+        wait(writer, lambda driver: not driver.find_elements(By.CSS_SELECTOR, "#messages .pending"))
+        import time
+        time.sleep(1.5)
+        assert texts(reader).count("written while offline") == 1
+        assert texts(writer).count("written while offline") == 1
+        shot(reader, "09-arrived-once")
+    finally:
+        writer.quit()
+        reader.quit()
+        server.stop()

@@ -365,8 +365,7 @@ function renderSidebar() {
   const list = $("rooms");
   list.replaceChildren();
   for (const conversation of state.conversations.values()) {
-    if (conversation.kind !== "room") continue;
-    const item = element("li", conversation.key === state.active ? "active" : "", "#" + conversation.name);
+    const item = element("li", conversation.key === state.active ? "active" : "", conversation.key);
     if (conversation.unread) item.append(element("span", "badge", String(conversation.unread)));
     item.onclick = () => select(conversation.key);
     item.tabIndex = 0;
