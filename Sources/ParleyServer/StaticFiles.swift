@@ -14,6 +14,9 @@ struct StaticFiles: Sendable {
             ("/", "index.html", "text/html; charset=utf-8"),
             ("/app.js", "app.js", "application/javascript; charset=utf-8"),
             ("/app.css", "app.css", "text/css; charset=utf-8"),
+            ("/widget.js", "widget.js", "application/javascript; charset=utf-8"),
+            ("/widget.html", "widget.html", "text/html; charset=utf-8"),
+            ("/widget-app.js", "widget-app.js", "application/javascript; charset=utf-8"),
         ]
         for route in routes {
             guard let url = Bundle.module.url(forResource: route.resource, withExtension: nil, subdirectory: "public"),

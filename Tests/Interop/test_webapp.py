@@ -98,6 +98,10 @@ def test_guest_and_account_chat_with_text_only_rendering_and_images(parley, brow
     assert account.execute_script("return arguments[0].naturalWidth", shown[0]) == 16
     shot(account, "05-image")
 
+    # Still signed in after a reload, with the history loaded back.
+    account.refresh()
+    wait(account, ready.text_to_be_present_in_element((By.ID, "whoami"), "wendy (account)"))
+    wait(account, lambda driver: "hello from the guest" in texts(driver))
     # Own messages are marked, and get a tick once stored.
     mine = guest.find_elements(By.CSS_SELECTOR, "#messages .message.mine .ticks")
     assert mine and all(tick.text in ("✓", "✓✓") for tick in mine)
@@ -122,7 +126,7 @@ def test_friends_write_directly_and_ticks_turn_to_read(parley, browsers):
     accept = wait(bob, lambda driver: [b for b in driver.find_elements(By.CSS_SELECTOR, "#requests button") if b.text == "Accept"])
     shot(bob, "06-friend-request")
     accept[0].click()
-    wait(alice, lambda driver: [li for li in driver.find_elements(By.CSS_SELECTOR, "#friends li") if li.text == "@web_bob"])[0].click()
+    wait(alice, lambda driver: [name for name in driver.find_elements(By.CSS_SELECTOR, "#friends li .name") if name.text == "@web_bob"])[0].click()
     wait(alice, ready.text_to_be_present_in_element((By.ID, "title"), "@web_bob"))
     alice.find_element(By.ID, "text").send_keys("a private hello\n")
     # Bob sees the conversation appear with an unread badge, opens it, and reads.
@@ -133,6 +137,11 @@ def test_friends_write_directly_and_ticks_turn_to_read(parley, browsers):
     read = wait(alice, lambda driver: [t for t in driver.find_elements(By.CSS_SELECTOR, "#messages .message.mine .ticks.read") if t.text == "✓✓"])
     assert read
     shot(alice, "07-direct-message-read")
+    # Blocking from the friends list.
+    bob.execute_script("window.confirm = () => true")
+    block = wait(bob, lambda driver: [b for b in driver.find_elements(By.CSS_SELECTOR, "#friends button") if b.text == "Block"])
+    block[0].click()
+    wait(bob, lambda driver: driver.execute_script("return [...document.querySelectorAll('#friends li')].some((li) => li.textContent.includes('web_alice (blocked)'))"))
 
 
 def test_a_message_typed_while_the_connection_is_down_arrives_exactly_once(tmp_path):
@@ -166,3 +175,88 @@ def test_a_message_typed_while_the_connection_is_down_arrives_exactly_once(tmp_p
         writer.quit()
         reader.quit()
         server.stop()
+
+
+def test_the_widget_on_another_sites_page(parley, tmp_path):
+    import functools
+    import http.server
+    import threading
+
+    from conftest import eventually, free_port
+    from test_chat import Chatter
+
+    (tmp_path / "index.html").write_text(
+        f'<!doctype html><html><head><title>Someone else\'s site</title></head><body><h1>A shop</h1>'
+        f'<script src="{parley.url}/widget.js" data-room="support"></script></body></html>'
+    )
+    port = free_port()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    site = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+    threading.Thread(target=site.serve_forever, daemon=True).start()
+    agent = Chatter(parley, auth={"name": "support-agent"})
+    agent.ok("room:join", {"room": "support"})
+    driver = make_browser()
+    try:
+        driver.get(f"http://127.0.0.1:{port}/index.html")
+        bubble = wait(driver, ready.element_to_be_clickable((By.ID, "parley-widget-bubble")))
+        assert bubble.text == "Chat"
+        bubble.click()
+        frame = wait(driver, ready.presence_of_element_located((By.ID, "parley-widget-frame")))
+        driver.switch_to.frame(frame)
+        wait(driver, ready.text_to_be_present_in_element((By.ID, "status"), "connected"))
+        assert driver.find_element(By.ID, "title").text == "#support"
+        driver.find_element(By.ID, "text").send_keys("where is my order?\n")
+        eventually(lambda: any(m["text"] == "where is my order?" for m in agent.messages))
+        agent.ok("message:send", {"room": "support", "text": "on its way"})
+        wait(driver, lambda d: "on its way" in texts(d))
+        driver.switch_to.default_content()
+        shot(driver, "10-widget")
+        # The bubble closes the panel again.
+        bubble.click()
+        assert driver.find_element(By.ID, "parley-widget-frame").get_attribute("hidden") == "true"
+    finally:
+        driver.quit()
+        agent.close()
+        site.shutdown()
+
+
+def test_a_page_written_like_the_third_tutorials(parley, tmp_path):
+    """Global io, emit and on, as the tutorial's page used them (without jQuery), from a page
+    served elsewhere."""
+    import functools
+    import http.server
+    import threading
+
+    from conftest import free_port
+    from test_chat import Chatter
+
+    (tmp_path / "chat.html").write_text(f"""<!doctype html><html><body>
+      <ul id="messages"></ul>
+      <form id="form"><input id="m" autocomplete="off"><button>Send</button></form>
+      <script src="{parley.url}/socket.io/socket.io.js"></script>
+      <script>
+        var socket = io("{parley.url}");
+        document.getElementById("form").onsubmit = function (event) {{
+          event.preventDefault();
+          socket.emit("chat message", document.getElementById("m").value);
+          document.getElementById("m").value = "";
+        }};
+        socket.on("chat message", function (msg) {{
+          var item = document.createElement("li");
+          item.textContent = msg;
+          document.getElementById("messages").appendChild(item);
+        }});
+      </script></body></html>""")
+    port = free_port()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    site = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+    threading.Thread(target=site.serve_forever, daemon=True).start()
+    driver = make_browser()
+    try:
+        driver.get(f"http://127.0.0.1:{port}/chat.html")
+        wait(driver, lambda d: d.execute_script("return socket.connected"))
+        driver.find_element(By.ID, "m").send_keys("tutorial three lives\n")
+        wait(driver, lambda d: [li.text for li in d.find_elements(By.CSS_SELECTOR, "#messages li")] == ["tutorial three lives"])
+    finally:
+        driver.quit()
+        site.shutdown()

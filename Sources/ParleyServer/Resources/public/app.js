@@ -161,7 +161,9 @@ async function onConnect() {
   for (const conversation of state.conversations.values()) {
     if (conversation.kind === "room") await command("room:join", { room: conversation.name });
   }
+  // Accounts come back to their rooms (the server rejoins them); show one of them, or the lobby.
   if (!state.conversations.size) await joinRoom("lobby");
+  else if (!state.active) select(state.conversations.keys().next().value);
   // Messages not acknowledged before the connection dropped: the server drops repeats by clientId.
   for (const [clientId, item] of state.pending) {
     state.socket.emit(item.event, item.payload, (ack) => settle(clientId, ack));
@@ -212,7 +214,7 @@ function select(key) {
 async function loadHistory(conversation) {
   if (conversation.loading || !conversation.more) return;
   conversation.loading = true;
-  const oldest = conversation.messages.find((message) => message.id < STORED_IDS_BELOW);
+  const oldest = conversation.messages.find((message) => !message.notice && message.id < STORED_IDS_BELOW);
   const where = conversation.kind === "room" ? { room: conversation.name } : { with: conversation.name };
   const reply = await command("history:get", { ...where, before: oldest ? oldest.id : undefined, limit: 50 });
   conversation.loading = false;
@@ -343,8 +345,25 @@ async function refreshFriends() {
   const friends = $("friends");
   friends.replaceChildren();
   for (const user of reply.friends) {
-    const item = element("li", "", "@" + user.name);
-    item.onclick = () => { room("@" + user.name); select("@" + user.name); };
+    const item = element("li");
+    const open = element("span", "name", "@" + user.name);
+    open.tabIndex = 0;
+    open.onclick = () => { room("@" + user.name); select("@" + user.name); };
+    item.append(open);
+    const block = element("button", "link", "Block");
+    block.title = `Block ${user.name}`;
+    block.onclick = async (event) => {
+      event.stopPropagation();
+      if (confirm(`Block ${user.name}? They will not be able to write to you.`)) { await command("block", { handle: user.name }); refreshFriends(); }
+    };
+    item.append(block);
+    friends.append(item);
+  }
+  for (const user of reply.blocked) {
+    const item = element("li", "muted", `${user.name} (blocked) `);
+    const unblock = element("button", "link", "Unblock");
+    unblock.onclick = async () => { await command("unblock", { handle: user.name }); refreshFriends(); };
+    item.append(unblock);
     friends.append(item);
   }
 }
