@@ -32,7 +32,9 @@ struct AccountRoutes: Sendable {
                 let identity = try await service.authenticate(token: try Self.bearer(request))
                 return (.ok, ["user": NativeDialect.user(identity)])
             }
-        case (_, "/api/register"), (_, "/api/login"), (_, "/api/logout"), (_, "/api/me"):
+        case (.GET, "/api/guest-name"):
+            return Self.json(.ok, ["name": .string(Names.generatedGuestName())])
+        case (_, "/api/register"), (_, "/api/login"), (_, "/api/logout"), (_, "/api/me"), (_, "/api/guest-name"):
             return Self.json(.methodNotAllowed, ["error": ["code": "method_not_allowed", "message": "Method not allowed."]])
         default:
             return nil

@@ -2,6 +2,7 @@
 a room and see each other in the member list; markup in a message stays text; an image is sent
 and displayed. Screenshots of each step go to .test-artifacts/screenshots/."""
 
+import re
 import shutil
 import struct
 import zlib
@@ -61,7 +62,11 @@ def browsers():
 def test_guest_and_account_chat_with_text_only_rendering_and_images(parley, browsers, tmp_path):
     guest, account = browsers
     guest.get(parley.url + "/")
-    wait(guest, ready.visibility_of_element_located((By.ID, "guest-name"))).send_keys("gina")
+    name_field = wait(guest, ready.visibility_of_element_located((By.ID, "guest-name")))
+    # A generated name is offered.
+    wait(guest, lambda driver: re.fullmatch(r"[a-z]+-[a-z]+", name_field.get_attribute("value") or ""))
+    name_field.clear()
+    name_field.send_keys("gina")
     shot(guest, "01-sign-in")
     guest.find_element(By.CSS_SELECTOR, "#guest-form button").click()
     wait(guest, ready.text_to_be_present_in_element((By.ID, "status"), "connected"))
@@ -79,7 +84,9 @@ def test_guest_and_account_chat_with_text_only_rendering_and_images(parley, brow
 
     guest.find_element(By.ID, "text").send_keys("hello from the guest\n")
     wait(account, lambda driver: "hello from the guest" in texts(driver))
-    account.find_element(By.ID, "text").send_keys("hi gina, see https://example.com\n")
+    account.find_element(By.ID, "text").send_keys("hi gina")
+    wait(guest, ready.text_to_be_present_in_element((By.ID, "typing"), "wendy is typing"))
+    account.find_element(By.ID, "text").send_keys(", see https://example.com\n")
     wait(guest, lambda driver: "hi gina, see https://example.com" in texts(driver))
     link = guest.find_element(By.CSS_SELECTOR, "#messages .message a")
     assert link.get_attribute("href") == "https://example.com/" and link.get_attribute("rel") == "noopener noreferrer"

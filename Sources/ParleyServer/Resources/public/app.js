@@ -66,6 +66,9 @@ function command(event, payload) {
 // ---- sign in ------------------------------------------------------------------------------
 
 function showSignIn(error) {
+  if (!$("guest-name").value) {
+    fetch("/api/guest-name").then((r) => r.json()).then((reply) => { if (!$("guest-name").value) $("guest-name").value = reply.name; }).catch(() => {});
+  }
   $("signin").hidden = false;
   $("app").hidden = true;
   $("signout").hidden = true;
