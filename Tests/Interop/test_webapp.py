@@ -2,9 +2,13 @@
 a room and see each other in the member list; markup in a message stays text; an image is sent
 and displayed. Screenshots of each step go to .test-artifacts/screenshots/."""
 
+import contextlib
+import functools
+import http.server
 import re
 import shutil
 import struct
+import threading
 import zlib
 
 import pytest
@@ -15,7 +19,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ready
 from selenium.webdriver.support.ui import WebDriverWait
 
-from conftest import ROOT
+from conftest import ROOT, free_port
 
 SHOTS = ROOT / ".test-artifacts" / "screenshots"
 
@@ -49,6 +53,19 @@ def png_file(path):
     data = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 16, 16, 8, 2, 0, 0, 0)) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
     path.write_bytes(data)
     return path
+
+
+@contextlib.contextmanager
+def another_site(directory):
+    """Serves `directory` on a loopback port of its own: a page from another origin."""
+    port = free_port()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(directory))
+    site = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+    threading.Thread(target=site.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        site.shutdown()
 
 
 @pytest.fixture
@@ -185,58 +202,43 @@ def test_a_message_typed_while_the_connection_is_down_arrives_exactly_once(tmp_p
 
 
 def test_the_widget_on_another_sites_page(parley, tmp_path):
-    import functools
-    import http.server
-    import threading
-
-    from conftest import eventually, free_port
+    from conftest import eventually
     from test_chat import Chatter
 
     (tmp_path / "index.html").write_text(
         f'<!doctype html><html><head><title>Someone else\'s site</title></head><body><h1>A shop</h1>'
         f'<script src="{parley.url}/widget.js" data-room="support"></script></body></html>'
     )
-    port = free_port()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
-    site = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
-    threading.Thread(target=site.serve_forever, daemon=True).start()
     agent = Chatter(parley, auth={"name": "support-agent"})
     agent.ok("room:join", {"room": "support"})
     driver = make_browser()
-    try:
-        driver.get(f"http://127.0.0.1:{port}/index.html")
-        bubble = wait(driver, ready.element_to_be_clickable((By.ID, "parley-widget-bubble")))
-        assert bubble.text == "Chat"
-        bubble.click()
-        frame = wait(driver, ready.presence_of_element_located((By.ID, "parley-widget-frame")))
-        driver.switch_to.frame(frame)
-        wait(driver, ready.text_to_be_present_in_element((By.ID, "status"), "connected"))
-        assert driver.find_element(By.ID, "title").text == "#support"
-        driver.find_element(By.ID, "text").send_keys("where is my order?\n")
-        eventually(lambda: any(m["text"] == "where is my order?" for m in agent.messages))
-        agent.ok("message:send", {"room": "support", "text": "on its way"})
-        wait(driver, lambda d: "on its way" in texts(d))
-        driver.switch_to.default_content()
-        shot(driver, "10-widget")
-        # The bubble closes the panel again.
-        bubble.click()
-        assert driver.find_element(By.ID, "parley-widget-frame").get_attribute("hidden") == "true"
-    finally:
-        driver.quit()
-        agent.close()
-        site.shutdown()
+    with another_site(tmp_path) as site:
+        try:
+            driver.get(f"{site}/index.html")
+            bubble = wait(driver, ready.element_to_be_clickable((By.ID, "parley-widget-bubble")))
+            assert bubble.text == "Chat"
+            bubble.click()
+            frame = wait(driver, ready.presence_of_element_located((By.ID, "parley-widget-frame")))
+            driver.switch_to.frame(frame)
+            wait(driver, ready.text_to_be_present_in_element((By.ID, "status"), "connected"))
+            assert driver.find_element(By.ID, "title").text == "#support"
+            driver.find_element(By.ID, "text").send_keys("where is my order?\n")
+            eventually(lambda: any(m["text"] == "where is my order?" for m in agent.messages))
+            agent.ok("message:send", {"room": "support", "text": "on its way"})
+            wait(driver, lambda d: "on its way" in texts(d))
+            driver.switch_to.default_content()
+            shot(driver, "10-widget")
+            # The bubble closes the panel again.
+            bubble.click()
+            assert driver.find_element(By.ID, "parley-widget-frame").get_attribute("hidden") == "true"
+        finally:
+            driver.quit()
+            agent.close()
 
 
 def test_a_page_written_like_the_third_tutorials(parley, tmp_path):
     """Global io, emit and on, as the tutorial's page used them (without jQuery), from a page
     served elsewhere."""
-    import functools
-    import http.server
-    import threading
-
-    from conftest import free_port
-    from test_chat import Chatter
-
     (tmp_path / "chat.html").write_text(f"""<!doctype html><html><body>
       <ul id="messages"></ul>
       <form id="form"><input id="m" autocomplete="off"><button>Send</button></form>
@@ -254,16 +256,12 @@ def test_a_page_written_like_the_third_tutorials(parley, tmp_path):
           document.getElementById("messages").appendChild(item);
         }});
       </script></body></html>""")
-    port = free_port()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
-    site = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
-    threading.Thread(target=site.serve_forever, daemon=True).start()
     driver = make_browser()
-    try:
-        driver.get(f"http://127.0.0.1:{port}/chat.html")
-        wait(driver, lambda d: d.execute_script("return socket.connected"))
-        driver.find_element(By.ID, "m").send_keys("tutorial three lives\n")
-        wait(driver, lambda d: [li.text for li in d.find_elements(By.CSS_SELECTOR, "#messages li")] == ["tutorial three lives"])
-    finally:
-        driver.quit()
-        site.shutdown()
+    with another_site(tmp_path) as site:
+        try:
+            driver.get(f"{site}/chat.html")
+            wait(driver, lambda d: d.execute_script("return socket.connected"))
+            driver.find_element(By.ID, "m").send_keys("tutorial three lives\n")
+            wait(driver, lambda d: [li.text for li in d.find_elements(By.CSS_SELECTOR, "#messages li")] == ["tutorial three lives"])
+        finally:
+            driver.quit()
