@@ -66,6 +66,16 @@ struct InMemoryAdapterTests {
         #expect(directory.deliveries.withLock { $0.count } == 1)
     }
 
+    @Test func aBroadcastThatReachesNobodyIsNotEncodedOrDelivered() {
+        let (adapter, directory) = makeAdapter()
+        adapter.addAll("s1", rooms: ["s1", "a"])
+        adapter.broadcast(.event("hi", []), options: BroadcastOptions(rooms: ["empty"]))
+        adapter.broadcast(.event("hi", []), options: BroadcastOptions(rooms: ["a"], except: ["s1"]))
+        #expect(directory.deliveries.withLock { $0.isEmpty })
+        adapter.broadcast(.event("hi", []), options: BroadcastOptions(rooms: ["a"]))
+        #expect(directory.deliveries.withLock { $0.count } == 1)
+    }
+
     @Test func socketsJoinLeaveAndDisconnect() {
         let (adapter, directory) = makeAdapter()
         adapter.addAll("s1", rooms: ["s1", "a"])
@@ -114,6 +124,7 @@ struct InMemoryAdapterTests {
 
     @Test func withoutRecoveryNothingIsAppendedOrKept() {
         let (adapter, directory) = makeAdapter()
+        adapter.addAll("s1", rooms: ["s1"])
         adapter.broadcast(.event("m", ["x"]), options: BroadcastOptions())
         #expect(directory.last?.text == #"2["m","x"]"#)
         adapter.persistSession(PersistedSession(id: "s", pid: "p", rooms: [], data: [:]))

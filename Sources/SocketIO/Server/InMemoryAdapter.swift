@@ -97,6 +97,9 @@ public final class InMemoryAdapter: Adapter {
 
     public func broadcast(_ packet: SocketIOPacket, options: BroadcastOptions) {
         var packet = packet
+        let ids = socketIDs(options)
+        // Nobody to reach and nothing to keep for recovery: nothing to encode.
+        if ids.isEmpty, recovery == nil { return }
         if let recovery, !options.volatile, packet.id == nil, packet.kind == .event {
             let now = NIODeadline.now()
             let encoded = log.withLock { log -> [EnginePacket] in
@@ -112,15 +115,10 @@ public final class InMemoryAdapter: Adapter {
                 while let first = log.packets.first, first.time < horizon { log.packets.removeFirst() }
                 return encoded
             }
-            deliver(encoded, options: options)
-        } else {
-            deliver(packet.encode(), options: options)
+            sockets.deliver(encoded, to: ids, volatile: options.volatile)
+        } else if !ids.isEmpty {
+            sockets.deliver(packet.encode(), to: ids, volatile: options.volatile)
         }
-    }
-
-    private func deliver(_ encoded: [EnginePacket], options: BroadcastOptions) {
-        let ids = socketIDs(options)
-        sockets.deliver(encoded, to: ids, volatile: options.volatile)
     }
 
     public func addSockets(_ options: BroadcastOptions, rooms: Set<String>) {
