@@ -9,8 +9,10 @@ import Synchronization
 /// Load generator: the `fanout` scenario.
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Measure a Socket.IO chat server: clients in rooms, senders at a total rate, every delivery counted.",
+        abstract: "Measure a Socket.IO chat server: connections held, or messages fanned out with every delivery counted.",
         discussion: """
+            connect: open --clients connections at --connect-rate per second and hold them; report connect \
+            latency and failures, and with --pid the server's resident memory before and after, per connection.
             fanout: --clients connections in rooms of --room-size, --senders of them sending at a total \
             --rate messages per second for --duration seconds, each message carrying its send time. \
             Reports deliveries per second, expected against received (lost and duplicated counted), and \
@@ -19,8 +21,14 @@ struct Bench: AsyncParsableCommand {
             """
     )
 
-    @Argument(help: "The scenario: fanout.")
+    @Argument(help: "The scenario: fanout or connect.")
     var scenario = "fanout"
+
+    @Option(help: "connect: connections opened per second.")
+    var connectRate = 500.0
+
+    @Option(help: "connect: the server's process id, to report its resident memory per connection.")
+    var pid: Int?
 
     @Option(help: "The server's URL.")
     var server = "http://localhost:3000"
@@ -47,7 +55,8 @@ struct Bench: AsyncParsableCommand {
     var output: String?
 
     func validate() throws {
-        guard scenario == "fanout" else { throw ValidationError("unknown scenario \(scenario); this version has: fanout") }
+        guard ["fanout", "connect"].contains(scenario) else { throw ValidationError("unknown scenario \(scenario): fanout or connect") }
+        guard connectRate > 0 else { throw ValidationError("--connect-rate must be positive") }
         guard ["tutorial", "native"].contains(`protocol`) else { throw ValidationError("--protocol is tutorial or native") }
         guard clients > 0, roomSize > 0, senders > 0, senders <= clients, rate > 0, duration > 0 else {
             throw ValidationError("counts, rate and duration must be positive, and --senders at most --clients")
@@ -55,6 +64,7 @@ struct Bench: AsyncParsableCommand {
     }
 
     func run() async throws {
+        if scenario == "connect" { return try await connect() }
         let tally = Tally()
         let native = `protocol` == "native"
         var connections: [SocketIOClient] = []
@@ -121,6 +131,73 @@ struct Bench: AsyncParsableCommand {
             Terminal.say("figures written to \(output)")
         }
         if report.lost > 0 || report.duplicated > 0 { throw ExitCode(2) }
+    }
+}
+
+extension Bench {
+    /// The `connect` scenario: opens --clients idle connections at --connect-rate, holds them,
+    /// and reports connect latency, failures and (with --pid) the server's resident memory.
+    func connect() async throws {
+        let before = pid.flatMap(Self.residentBytes)
+        var connections: [SocketIOClient] = []
+        var latencies: [Double] = []
+        var failures = 0
+        let clock = ContinuousClock()
+        let start = clock.now
+        for index in 0..<clients {
+            let due = start + .seconds(Double(index) / connectRate)
+            if clock.now < due { try await Task.sleep(until: due, clock: clock) }
+            let client = SocketIOClient(url: server)
+            let opened = clock.now
+            do {
+                try await client.connect()
+                latencies.append((clock.now - opened).seconds * 1000)
+                connections.append(client)
+            } catch {
+                failures += 1
+            }
+            if (index + 1) % 1000 == 0 { Terminal.say("… \(index + 1)/\(clients) connections") }
+        }
+        // Let the server settle before measuring its memory.
+        try await Task.sleep(for: .seconds(2))
+        let after = pid.flatMap(Self.residentBytes)
+        let sorted = latencies.sorted()
+        func percentile(_ p: Double) -> Double {
+            sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int((p * Double(sorted.count)).rounded(.up)) - 1)]
+        }
+        var report: JSONObject = [
+            "scenario": "connect", "clients": .number(Double(clients)), "connected": .number(Double(connections.count)),
+            "failures": .number(Double(failures)),
+            "connectLatencyMs": ["p50": .number(percentile(0.5)), "p95": .number(percentile(0.95)), "p99": .number(percentile(0.99)), "max": .number(sorted.last ?? 0)],
+        ]
+        var table = """
+            connected       \(connections.count)/\(clients)
+            failures        \(failures)
+            connect p50     \(String(format: "%.2f", percentile(0.5))) ms
+            connect p99     \(String(format: "%.2f", percentile(0.99))) ms
+            connect max     \(String(format: "%.2f", sorted.last ?? 0)) ms
+            """
+        if let before, let after, !connections.isEmpty {
+            let perConnection = Double(after - before) / Double(connections.count)
+            report["serverResidentBytes"] = ["before": .number(Double(before)), "after": .number(Double(after)), "perConnection": .number(perConnection)]
+            table += "\nserver RSS      \(before / 1024) kB → \(after / 1024) kB, \(String(format: "%.0f", perConnection)) bytes per connection"
+        }
+        for connection in connections { connection.disconnect() }
+        Terminal.say(table)
+        if let output {
+            try Data(JSONValue.object(report).json.utf8).write(to: URL(fileURLWithPath: output))
+            Terminal.say("figures written to \(output)")
+        }
+        if failures > 0 { throw ExitCode(2) }
+    }
+
+    /// A process's resident memory in bytes, from /proc.
+    static func residentBytes(_ pid: Int) -> Int? {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+              let kilobytes = Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
+        else { return nil }
+        return kilobytes * 1024
     }
 }
 

@@ -39,3 +39,18 @@ def test_bench_measures_another_socket_io_server(tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def test_bench_connect_holds_connections_and_reports_server_memory(parley, tmp_path):
+    output = tmp_path / "connect.json"
+    result = subprocess.run(
+        [str(bin_dir() / "parley"), "bench", "connect", "--server", parley.url, "--clients", "300",
+         "--connect-rate", "600", "--pid", str(parley.process.pid), "--output", str(output)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(output.read_text())
+    assert report["connected"] == 300 and report["failures"] == 0
+    assert 0 < report["connectLatencyMs"]["p50"] <= report["connectLatencyMs"]["max"]
+    memory = report["serverResidentBytes"]
+    assert memory["after"] > 0 and memory["perConnection"] == (memory["after"] - memory["before"]) / 300
