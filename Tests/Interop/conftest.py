@@ -8,8 +8,10 @@ import subprocess
 import time
 from pathlib import Path
 
+import engineio
 import pytest
 import requests
+import socketio
 
 ROOT = Path(__file__).resolve().parents[2]
 LOGS = ROOT / ".test-artifacts" / "logs"
@@ -151,6 +153,23 @@ def parley():
     server = start_parley()
     yield server
     server.stop()
+
+
+class _InOrderEngineIOClient(engineio.Client):
+    """python-engineio runs each message's handler on a thread of its own, so two messages can
+    be handled out of order. Tests that assert order handle them in the read loop instead."""
+
+    def _trigger_event(self, event, *args, **kwargs):
+        kwargs.pop("run_async", None)
+        return super()._trigger_event(event, *args, **kwargs)
+
+
+class InOrderClient(socketio.Client):
+    """A python-socketio client whose handlers see events in the order they arrived. Its
+    handlers must not block (they run in the client's read loop)."""
+
+    def _engineio_client_class(self):
+        return _InOrderEngineIOClient
 
 
 def eventually(check, timeout: float = 5.0, interval: float = 0.02):

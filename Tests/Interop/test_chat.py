@@ -8,7 +8,7 @@ import pytest
 import requests
 import socketio
 
-from conftest import eventually, start_parley
+from conftest import InOrderClient, eventually, start_parley
 
 
 def register(server, handle, password="a long password"):
@@ -21,7 +21,7 @@ class Chatter:
     """A python-socketio client that records what the server pushes."""
 
     def __init__(self, server, auth=None, transports=("websocket",)):
-        self.client = socketio.Client(reconnection=False)
+        self.client = InOrderClient(reconnection=False)
         self.messages, self.members, self.notices = [], [], []
         self.client.on("message", lambda payload: self.messages.append(payload))
         self.client.on("room:members", lambda payload: self.members.append(payload))

@@ -10,7 +10,7 @@ import requests
 import socketio
 import websocket
 
-from conftest import eventually
+from conftest import InOrderClient, eventually
 from wire import SEP
 
 GARBAGE_TEXT = [
@@ -90,7 +90,7 @@ def polling_attacker(server, seed: int, packets: int, counts: dict):
 def test_malformed_flood_does_not_disturb_a_good_client(make_testbed):
     server = make_testbed()
     good = socketio.Client(reconnection=False)
-    listener = socketio.Client(reconnection=False)
+    listener = InOrderClient(reconnection=False)
     heard = []
     listener.on("room-message", lambda *args: heard.append(args[0]))
     good.connect(server.url, transports=["websocket"], wait_timeout=5)

@@ -11,7 +11,7 @@ import requests
 import socketio
 import websocket
 
-from conftest import eventually
+from conftest import InOrderClient, eventually
 from test_chat import Chatter
 
 MODES = {"polling+upgrade": ["polling", "websocket"], "websocket": ["websocket"]}
@@ -21,7 +21,7 @@ class Recorder:
     """A python-socketio client that records every event it gets, in order."""
 
     def __init__(self, server, transports):
-        self.client = socketio.Client(reconnection=False)
+        self.client = InOrderClient(reconnection=False)
         self.events = []
         self.client.on("*", lambda event, *args: self.events.append((event, list(args))))
         self.client.connect(server.url, transports=transports, wait_timeout=5)

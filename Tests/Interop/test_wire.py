@@ -244,7 +244,10 @@ def test_upgrade_loses_and_reorders_nothing(testbed):
         if frame.startswith("42"):
             received.append(frame)
     assert received == [f'42["burst",{i}]' for i in range(count)]
-    # The polling transport is over for this session.
+    # Once the server has processed `5` (an ack over the WebSocket shows it), polling is over.
+    ws.send('421["echo","after upgrade"]')
+    while ws.recv() != '431["after upgrade"]':
+        pass
     assert session.get().status_code == 400
     ws.send('421["echo","over websocket"]')
     assert ws.recv() == '431["over websocket"]'
