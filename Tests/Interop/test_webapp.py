@@ -13,6 +13,7 @@ import zlib
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -39,11 +40,13 @@ def shot(driver, name):
 
 
 def wait(driver, condition, timeout=10):
-    return WebDriverWait(driver, timeout).until(condition)
+    # The app re-renders lists as events arrive: an element read mid-render is retried.
+    return WebDriverWait(driver, timeout, ignored_exceptions=(StaleElementReferenceException,)).until(condition)
 
 
 def texts(driver):
-    return [node.text for node in driver.find_elements(By.CSS_SELECTOR, "#messages .message .text")]
+    """The texts of the messages shown, read in one go (the list may be re-rendered at any time)."""
+    return driver.execute_script("return [...document.querySelectorAll('#messages .message .text')].map((node) => node.textContent)")
 
 
 def png_file(path):
