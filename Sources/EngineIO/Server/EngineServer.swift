@@ -31,7 +31,14 @@ public final class EngineServer: Sendable {
     let logger: Logger
     let metrics = EngineMetrics()
     private let sessions = Mutex<[String: EngineSocket]>([:])
-    private let connectionHandler = Mutex<(@Sendable (EngineSocket) -> Void)?>(nil)
+    /// The handler, boxed in a struct: a bare closure kept in a `Mutex` is re-abstracted on
+    /// every `withLock` (the lock's value is generic and passed `inout`), each time wrapping one
+    /// more thunk around it, which made every new connection slower than the one before.
+    private struct ConnectionHandler {
+        let call: @Sendable (EngineSocket) -> Void
+    }
+
+    private let connectionHandler = Mutex<ConnectionHandler?>(nil)
 
     /// An engine with `configuration`, logging to `logger`.
     public init(configuration: EngineConfiguration = EngineConfiguration(), logger: Logger = Logger(label: "engineio")) {
@@ -41,7 +48,7 @@ public final class EngineServer: Sendable {
 
     /// Sets the handler called for each new session, before any of its messages is delivered.
     public func onConnection(_ handler: @escaping @Sendable (EngineSocket) -> Void) {
-        connectionHandler.withLock { $0 = handler }
+        connectionHandler.withLock { $0 = ConnectionHandler(call: handler) }
     }
 
     /// The open session with this id.
@@ -92,7 +99,7 @@ public final class EngineServer: Sendable {
         metrics.opened(transport)
         deliverOpen(session, openPacket(sid: session.id, transport: transport, version: version))
         logger.debug("session opened", metadata: ["eio.sid": .string(session.id), "eio.transport": .string(transport.rawValue)])
-        connectionHandler.withLock { $0 }?(session)
+        connectionHandler.withLock { $0 }?.call(session)
         session.startHeartbeat()
         return session
     }
