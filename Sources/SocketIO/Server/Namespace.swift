@@ -137,18 +137,21 @@ public final class Namespace: Sendable {
         local.insert(socket)
         adapter.addAll(socket.id, rooms: Set([socket.id]).union(restored?.session.rooms ?? []))
         metrics.sockets.increment()
+        // The CONNECT answer and the connection handlers run as the socket's first job: events
+        // the client sends once it has the answer queue behind the handlers that listen to them.
+        let connect: SocketIOPacket
         if connection.isLegacy {
-            socket.send(SocketIOPacket(.connect, namespace: name))
+            connect = SocketIOPacket(.connect, namespace: name)
         } else {
             var reply: JSONObject = ["sid": .string(socket.id)]
             if let pid = socket.pid { reply["pid"] = .string(pid) }
-            socket.send(SocketIOPacket(.connect, namespace: name, data: .object(reply)))
+            connect = SocketIOPacket(.connect, namespace: name, data: .object(reply))
         }
-        for packets in restored?.missedPackets ?? [] {
-            connection.write(packets, volatile: false)
-        }
+        let missed = restored?.missedPackets ?? []
         logger.debug("socket connected", metadata: ["sio.sid": .string(socket.id), "sio.recovered": .stringConvertible(restored != nil)])
         socket.enqueue {
+            socket.send(connect)
+            for packets in missed { connection.write(packets, volatile: false) }
             for handler in connectionHandlers { await handler(socket) }
         }
     }
@@ -185,9 +188,8 @@ final class LocalSockets: LocalSocketDirectory {
     }
 
     func deliver(_ packets: [EnginePacket], to ids: some Sequence<String>, volatile: Bool) {
-        for socket in sockets(ids: ids) {
-            socket.connection.write(packets, volatile: volatile)
-        }
+        let sessions = table.withLock { table in ids.compactMap { table[$0]?.connection.engine } }
+        EngineSocket.send(packets, to: sessions, volatile: volatile)
     }
 
     func disconnect(_ ids: some Sequence<String>, close: Bool) {
