@@ -17,11 +17,13 @@ struct EngineMetrics: Sendable {
         bytesIn.increment(by: packet.byteCount)
     }
 
-    func sent(_ packets: [EnginePacket]) {
-        packetsOut.increment(by: packets.count)
+    /// Counts `packets` sent to `recipients` sessions.
+    func sent(_ packets: [EnginePacket], recipients: Int = 1) {
+        guard recipients > 0 else { return }
+        packetsOut.increment(by: packets.count * recipients)
         var bytes = 0
         for packet in packets { bytes += packet.byteCount }
-        bytesOut.increment(by: bytes)
+        bytesOut.increment(by: bytes * recipients)
     }
 
     func opened(_ transport: EngineTransport) {

@@ -143,72 +143,136 @@ public final class EngineSocket: Sendable {
     /// full). Returns `false` when the packets were dropped.
     @discardableResult
     public func send(_ packets: [EnginePacket], volatile: Bool = false) -> Bool {
-        let (action, poll) = state.withLock { state -> (SessionStateMachine.SendAction, PollResponder?) in
-            let action = state.machine.send(packets, volatile: volatile)
-            switch action {
-            case .writeWebSocket(let packets):
-                guard let channel = state.webSocket else { return (.dropped, nil) }
-                if volatile, !channel.isWritable || queuedBytes.load(ordering: .relaxed) > Self.volatileBacklog {
-                    return (.dropped, nil)
-                }
-                let bytes = packets.reduce(0) { $0 + $1.byteCount }
-                guard queuedBytes.add(bytes, ordering: .relaxed).newValue <= configuration.maxBufferedBytes else {
-                    queuedBytes.subtract(bytes, ordering: .relaxed)
-                    return (.overflow, nil)
-                }
-                writeBounded(packets, bytes: bytes, to: channel)
-                return (action, nil)
-            case .respondParkedPoll:
-                let poll = state.parkedPoll
-                state.parkedPoll = nil
-                return (action, poll)
-            case .queued, .dropped, .overflow:
-                return (action, nil)
+        let bytes = packets.reduce(0) { $0 + $1.byteCount }
+        switch admit(packets, bytes: bytes, volatile: volatile) {
+        case .webSocket(let channel):
+            metrics.sent(packets)
+            let version = protocolVersion
+            let flusher = LoopFlusher.of(channel.eventLoop)
+            channel.eventLoop.execute { [self] in
+                writeFrames(packets.map { Self.frame($0, version: version) }, bytes: bytes, to: channel, flusher: flusher)
             }
-        }
-        switch action {
-        case .writeWebSocket(let packets):
-            metrics.sent(packets)
             return true
-        case .respondParkedPoll(let packets):
-            metrics.sent(packets)
-            poll?.respond(packets: packets)
-            return true
-        case .queued:
+        case .handled:
             metrics.sent(packets)
             return true
         case .dropped:
-            if volatile { metrics.droppedVolatile.increment() }
             return false
+        }
+    }
+
+    /// Sends the same packets to many sessions: the fan-out of a broadcast. Each frame is built
+    /// once (per protocol revision) and its bytes shared by every recipient; the writes are
+    /// grouped by event loop, so a broadcast costs one task per loop and one flush per recipient,
+    /// not a task per recipient. Volatile packets are dropped for sessions that cannot take them.
+    public static func send(_ packets: [EnginePacket], to sessions: some Sequence<EngineSocket>, volatile: Bool = false) {
+        let bytes = packets.reduce(0) { $0 + $1.byteCount }
+        var batches: [ObjectIdentifier: (loop: any EventLoop, writes: [(EngineSocket, any Channel)])] = [:]
+        var sent = 0
+        var metrics: EngineMetrics?
+        for session in sessions {
+            metrics = session.metrics
+            switch session.admit(packets, bytes: bytes, volatile: volatile) {
+            case .webSocket(let channel):
+                sent += 1
+                batches[ObjectIdentifier(channel.eventLoop), default: (channel.eventLoop, [])].writes.append((session, channel))
+            case .handled:
+                sent += 1
+            case .dropped:
+                continue
+            }
+        }
+        metrics?.sent(packets, recipients: sent)
+        guard !batches.isEmpty else { return }
+        let frames = packets.map { frame($0, version: .v4) }
+        let legacyFrames = packets.contains(where: \.isBinary) ? packets.map { frame($0, version: .v3) } : frames
+        for batch in batches.values {
+            let flusher = LoopFlusher.of(batch.loop)
+            batch.loop.execute {
+                for (session, channel) in batch.writes {
+                    session.writeFrames(session.protocolVersion == .v3 ? legacyFrames : frames, bytes: bytes, to: channel, flusher: flusher)
+                }
+            }
+        }
+    }
+
+    /// What became of packets offered to the session.
+    private enum Admission {
+        /// To be written to this WebSocket, on its event loop; their bytes are counted as queued.
+        case webSocket(any Channel)
+        /// Queued for the next poll or handed to a parked one.
+        case handled
+        /// Dropped: volatile and the client could not take them, the session is closed, or the
+        /// client fell too far behind (the session is being closed).
+        case dropped
+    }
+
+    /// Runs the session's state machine for an outgoing send, under its lock. A WebSocket send
+    /// is left to the caller to write; the bytes are counted against the client's budget first.
+    private func admit(_ packets: [EnginePacket], bytes: Int, volatile: Bool) -> Admission {
+        let (action, poll, channel) = state.withLock { state -> (SessionStateMachine.SendAction, PollResponder?, (any Channel)?) in
+            let action = state.machine.send(packets, volatile: volatile)
+            switch action {
+            case .writeWebSocket:
+                guard let channel = state.webSocket else { return (.dropped, nil, nil) }
+                if volatile, !channel.isWritable || queuedBytes.load(ordering: .relaxed) > Self.volatileBacklog {
+                    return (.dropped, nil, nil)
+                }
+                guard queuedBytes.add(bytes, ordering: .relaxed).newValue <= configuration.maxBufferedBytes else {
+                    queuedBytes.subtract(bytes, ordering: .relaxed)
+                    return (.overflow, nil, nil)
+                }
+                return (action, nil, channel)
+            case .respondParkedPoll:
+                let poll = state.parkedPoll
+                state.parkedPoll = nil
+                return (action, poll, nil)
+            case .queued, .dropped, .overflow:
+                return (action, nil, nil)
+            }
+        }
+        switch action {
+        case .writeWebSocket:
+            return channel.map { .webSocket($0) } ?? .dropped
+        case .respondParkedPoll(let packets):
+            poll?.respond(packets: packets)
+            return .handled
+        case .queued:
+            return .handled
+        case .dropped:
+            if volatile { metrics.droppedVolatile.increment() }
+            return .dropped
         case .overflow:
             logger.notice("client is not keeping up, closing")
             metrics.error("slow_client")
             close(reason: .slowClient)
-            return false
+            return .dropped
         }
     }
 
     /// The backlog waiting for a WebSocket's event loop past which volatile packets are dropped.
     static let volatileBacklog = 64 * 1024
 
-    /// Writes this session's frames on the WebSocket's event loop, keeping the bound: the bytes
-    /// waiting for the loop plus those NIO holds for the socket may not pass
-    /// ``EngineConfiguration/maxBufferedBytes``; a client that lets them is closed.
-    private func writeBounded(_ packets: [EnginePacket], bytes: Int, to channel: any Channel) {
-        let limit = configuration.maxBufferedBytes
-        let version = protocolVersion
-        channel.eventLoop.execute { [self] in
-            for packet in packets {
-                channel.write(Self.frame(packet, version: version), promise: nil)
-            }
-            channel.flush()
-            let waiting = queuedBytes.subtract(bytes, ordering: .relaxed).newValue
-            let buffered = (try? channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
-            if waiting + buffered > limit {
-                logger.notice("client is not keeping up, closing", metadata: ["eio.buffered": .stringConvertible(waiting + buffered)])
-                metrics.error("slow_client")
-                close(reason: .slowClient)
-            }
+    /// Writes this session's frames; runs on the WebSocket's event loop. The flush is left to
+    /// `flusher`, which flushes every channel written in this loop tick once, after the tick's
+    /// other tasks: a client that several broadcasts reach in one tick gets them in one system
+    /// call.
+    private func writeFrames(_ frames: [WebSocketFrame], bytes: Int, to channel: any Channel, flusher: LoopFlusher) {
+        for frame in frames { channel.write(frame, promise: nil) }
+        queuedBytes.subtract(bytes, ordering: .relaxed)
+        flusher.needsFlush(channel, session: self)
+    }
+
+    /// Checks the bound once a channel is flushed: the bytes waiting for the loop plus those NIO
+    /// holds for the socket may not pass ``EngineConfiguration/maxBufferedBytes``; a client that
+    /// lets them is closed.
+    fileprivate func flushed(_ channel: any Channel) {
+        let waiting = queuedBytes.load(ordering: .relaxed)
+        let buffered = (try? channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
+        if waiting + buffered > configuration.maxBufferedBytes {
+            logger.notice("client is not keeping up, closing", metadata: ["eio.buffered": .stringConvertible(waiting + buffered)])
+            metrics.error("slow_client")
+            close(reason: .slowClient)
         }
     }
 
@@ -472,4 +536,45 @@ public final class EngineSocket: Sendable {
         if isCurrent { close(reason: .transportClose) } else { abandonUpgrade(channel) }
     }
 
+}
+
+/// Flushes, once per event-loop tick, every WebSocket channel written to during the tick. One per
+/// event loop; used only on its loop.
+final class LoopFlusher: @unchecked Sendable {
+    private let loop: any EventLoop
+    private var pending: [(channel: any Channel, session: EngineSocket)] = []
+    private var written = Set<ObjectIdentifier>()
+
+    private init(loop: any EventLoop) { self.loop = loop }
+
+    private static let registry = Mutex<[ObjectIdentifier: LoopFlusher]>([:])
+
+    /// The flusher of `loop`.
+    static func of(_ loop: any EventLoop) -> LoopFlusher {
+        registry.withLock { registry in
+            if let flusher = registry[ObjectIdentifier(loop)] { return flusher }
+            let flusher = LoopFlusher(loop: loop)
+            registry[ObjectIdentifier(loop)] = flusher
+            return flusher
+        }
+    }
+
+    /// Notes that `channel` has unflushed writes; the first note of a tick queues the flush,
+    /// which runs after the tasks already queued.
+    func needsFlush(_ channel: any Channel, session: EngineSocket) {
+        loop.assertInEventLoop()
+        guard written.insert(ObjectIdentifier(channel)).inserted else { return }
+        pending.append((channel, session))
+        if pending.count == 1 { loop.execute { self.flushAll() } }
+    }
+
+    private func flushAll() {
+        let batch = pending
+        pending.removeAll(keepingCapacity: true)
+        written.removeAll(keepingCapacity: true)
+        for (channel, session) in batch {
+            channel.flush()
+            session.flushed(channel)
+        }
+    }
 }
