@@ -24,7 +24,10 @@ extension ChatService {
         let name = try await ownedRoom(room, by: identity)
         guard user != identity.id else { throw ChatError(.invalidArgument, "The owner cannot remove themselves; leave instead.") }
         let wasMember = try await storage { try await store.isMember(room: name, user: user) }
-        if wasMember { try await storage { try await store.removeMember(room: name, user: user) } }
+        if wasMember {
+            try await storage { try await store.removeMember(room: name, user: user) }
+            cache.withLock { $0.membersChanged(in: name) }
+        }
         let removed = presence.withLock { presence -> Identity? in
             var who: Identity?
             for connection in presence.connections(of: user, in: name) {

@@ -32,7 +32,11 @@ struct EphemeralMessages {
 extension ChatService {
     /// The retention policy of a conversation: its own, or the server's default.
     public func retention(of conversation: ConversationKey) async throws(ChatError) -> RetentionPolicy {
-        try await storage { try await store.retention(of: conversation) } ?? configuration.defaultRetention
+        let (known, generation) = cache.withLock { ($0.retention(of: conversation), $0.generation) }
+        if let known { return known ?? configuration.defaultRetention }
+        let policy = try await storage { try await store.retention(of: conversation) }
+        cache.withLock { $0.setRetention(policy, of: conversation, readAt: generation) }
+        return policy ?? configuration.defaultRetention
     }
 
     /// Stores (or, for `none`, only numbers) a message under its conversation's policy. A
@@ -64,12 +68,14 @@ extension ChatService {
     public func setRetention(_ policy: RetentionPolicy, ofRoom room: String, by identity: Identity) async throws(ChatError) {
         let name = try await ownedRoom(room, by: identity)
         try await storage { try await store.setRetention(policy, for: .room(name)) }
+        cache.withLock { $0.retentionChanged(of: .room(name)) }
     }
 
     /// Sets the retention of the direct conversation with a friend; either side may.
     public func setRetention(_ policy: RetentionPolicy, withFriend handle: String, by identity: Identity) async throws(ChatError) {
         let other = try await friend(handle, of: identity)
         try await storage { try await store.setRetention(policy, for: .direct(identity.id, other.id)) }
+        cache.withLock { $0.retentionChanged(of: .direct(identity.id, other.id)) }
     }
 
     /// Deletes `until-delivered` messages older than the maximum age. Returns how many.

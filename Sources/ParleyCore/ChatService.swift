@@ -40,6 +40,7 @@ public final class ChatService: Sendable {
     let logger: Logger
     let presence = Mutex(Presence())
     let ephemeral = Mutex(EphemeralMessages())
+    let cache = Mutex(ConversationCache())
 
     /// The current time, in milliseconds since 1970, by the service's clock.
     public var now: Timestamp { clock() }
@@ -133,6 +134,7 @@ public final class ChatService: Sendable {
         let stored = try await storage { try await store.createRoom(Room(name: name, owner: identity.id, createdAt: clock())) }
         if identity.isAccount {
             try await storage { try await store.addMember(room: name, user: identity.id) }
+            cache.withLock { $0.membersChanged(in: name) }
         }
         let members = try presence.withLock { presence throws(ChatError) -> [Identity] in
             guard !uniqueName || !presence.nameConflict(identity, in: name) else { throw nameTaken }
@@ -161,6 +163,7 @@ public final class ChatService: Sendable {
         }
         if identity.isAccount {
             try await storage { try await store.removeMember(room: name, user: identity.id) }
+            cache.withLock { $0.membersChanged(in: name) }
         }
         presence.withLock { presence in
             guard let removed = presence.remove(connection, from: name) else { return }
@@ -213,10 +216,19 @@ public final class ChatService: Sendable {
         guard presence.withLock({ $0.contains(connection, in: name) }) else {
             throw ChatError(.notMember, "Join \(name) before writing to it.")
         }
-        let recipients = try await storage { try await store.members(of: name) }.filter { $0 != identity.id }
+        let recipients = try await memberAccounts(of: name).filter { $0 != identity.id }
         let (stored, inserted) = try await post(text, image: image, in: .room(name), clientID: clientID, from: identity, recipients: recipients)
         if inserted { sink.publish(.message(stored), to: .room(name)) }
         return stored
+    }
+
+    /// A room's member accounts, from the cache when it has them.
+    func memberAccounts(of room: String) async throws(ChatError) -> [UserID] {
+        let (known, generation) = cache.withLock { ($0.members(of: room), $0.generation) }
+        if let known { return known }
+        let members = try await storage { try await store.members(of: room) }
+        cache.withLock { $0.setMembers(members, of: room, readAt: generation) }
+        return members
     }
 
     /// Checks a message's text (which may be empty under an image) and client id.
