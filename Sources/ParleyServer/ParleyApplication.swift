@@ -1,6 +1,7 @@
 import EngineIO
 import Logging
 import NIOCore
+import NIOPosix
 import ParleyCore
 import ParleyStoreSQLite
 import Prometheus
@@ -39,6 +40,8 @@ public final class ParleyApplication: Service, Sendable {
     public let chat: ChatService
     private let http: EngineHTTPServer
     private let logger: Logger
+    /// The event loops, when not NIO's shared group (whose size is the machine's core count).
+    private let ownGroup: MultiThreadedEventLoopGroup?
 
     init(configuration: ParleyConfiguration, store: any ChatStore, logger: Logger, metrics: PrometheusCollectorRegistry) {
         self.configuration = configuration
@@ -56,7 +59,9 @@ public final class ParleyApplication: Service, Sendable {
         let routes = HTTPRoutes(
             engine: engine, io: io, metrics: metrics, accounts: AccountRoutes(service: chat), tutorial3: Tutorial3Routes(service: chat)
         )
-        self.http = EngineHTTPServer(engine: engine, fallback: routes.respond)
+        let ownGroup = configuration.threads == System.coreCount ? nil : MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.threads))
+        self.ownGroup = ownGroup
+        self.http = EngineHTTPServer(engine: engine, group: ownGroup ?? MultiThreadedEventLoopGroup.singleton, fallback: routes.respond)
         NativeChat.install(on: io.sockets, service: chat, dialects: dialects)
         let tutorial4 = Tutorial4Chat(io: io, cap: configuration.tutorial4HistoryCap)
         io.onConnection { socket in
@@ -79,6 +84,7 @@ public final class ParleyApplication: Service, Sendable {
     public func shutdown() async {
         logger.info("shutting down")
         await http.shutdown()
+        try? await ownGroup?.shutdownGracefully()
     }
 
     public func run() async throws {

@@ -1,4 +1,6 @@
 import EngineIO
+import Foundation
+import NIOCore
 import Logging
 import ParleyCore
 import SocketIO
@@ -30,8 +32,25 @@ public struct ParleyConfiguration: Sendable {
     public var tutorial4HistoryCap = 1000
     /// How often `until-delivered` messages past their maximum age are deleted. Default 60 s.
     public var sweepInterval: Duration = .seconds(60)
+    /// Network threads (event loops). Default: one per CPU this process may run on, so that a
+    /// server pinned to one core (`taskset -c 1`) does not switch between two loops.
+    public var threads = ParleyConfiguration.usableCPUs()
     /// The log level. Default `info`.
     public var logLevel: Logger.Level = .info
 
     public init() {}
+
+    /// The CPUs this process may run on (its affinity, as `taskset` sets it), at least 1.
+    public static func usableCPUs() -> Int {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Cpus_allowed_list:") })
+        else { return System.coreCount }
+        // A list such as "0-3,6,8-9".
+        var count = 0
+        for range in line.dropFirst("Cpus_allowed_list:".count).trimmingCharacters(in: .whitespaces).split(separator: ",") {
+            let bounds = range.split(separator: "-").compactMap { Int($0) }
+            if bounds.count == 2 { count += bounds[1] - bounds[0] + 1 } else if bounds.count == 1 { count += 1 }
+        }
+        return max(1, count)
+    }
 }

@@ -64,10 +64,14 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "The most entries the fourth tutorial's global chat history keeps (the newest).")
     var tutorial4HistoryCap = 1000
 
+    @Option(help: "Network threads (event loops); default: one per CPU the process may run on.")
+    var threads: Int?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel = "info"
 
     func validate() throws {
+        guard threads.map({ (1...256).contains($0) }) ?? true else { throw ValidationError("--threads is between 1 and 256") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown log level '\(logLevel)'") }
         for name in transport where EngineTransport(rawValue: name) == nil {
             throw ValidationError("unknown transport '\(name)'")
@@ -110,6 +114,7 @@ struct Serve: AsyncParsableCommand {
         configuration.chat.defaultRetention = RetentionPolicy(rawValue: retention) ?? .keep
         configuration.chat.undeliveredMaxAge = Int64(undeliveredMaxAge) * 1000
         configuration.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+        if let threads { configuration.threads = threads }
         return configuration
     }
 
