@@ -14,13 +14,13 @@ final class UpgradeRequestHandler: ChannelInboundHandler, RemovableChannelHandle
     private let host: String
     private let port: Int
     private let uri: String
-    private let core: ClientCore
+    private let onFailure: @Sendable (String) -> Void
 
-    init(host: String, port: Int, uri: String, core: ClientCore) {
+    init(host: String, port: Int, uri: String, onFailure: @escaping @Sendable (String) -> Void) {
         self.host = host
         self.port = port
         self.uri = uri
-        self.core = core
+        self.onFailure = onFailure
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -35,17 +35,17 @@ final class UpgradeRequestHandler: ChannelInboundHandler, RemovableChannelHandle
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         if case .head(let response) = unwrapInboundIn(data) {
-            core.close(reason: "upgrade refused with HTTP \(response.status.code)")
+            onFailure("upgrade refused with HTTP \(response.status.code)")
         }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        core.close(reason: "connection closed before the upgrade")
+        onFailure("connection closed before the upgrade")
         context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        core.close(reason: "\(error)")
+        onFailure("\(error)")
         context.close(promise: nil)
     }
 }

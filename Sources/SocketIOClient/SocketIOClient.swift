@@ -109,41 +109,19 @@ public final class SocketIOClient: Sendable {
         let maxSize = configuration.maxMessageSize
         let channel: any Channel
         do {
-            channel = try await ClientBootstrap(group: group)
-                .channelOption(.socketOption(.tcp_nodelay), value: 1)
-                .connectTimeout(configuration.connectTimeout)
-                .channelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        let upgrader = NIOWebSocketClientUpgrader(
-                            maxFrameSize: maxSize,
-                            automaticErrorHandling: true,
-                            upgradePipelineHandler: { channel, _ in
-                                channel.eventLoop.makeCompletedFuture {
-                                    try channel.pipeline.syncOperations.addHandlers([
-                                        NIOWebSocketFrameAggregator(
-                                            minNonFinalFragmentSize: 0,
-                                            maxAccumulatedFrameCount: 1 << 16,
-                                            maxAccumulatedFrameSize: maxSize
-                                        ),
-                                        ClientFrameHandler(core: core),
-                                    ])
-                                }
-                            }
-                        )
-                        try channel.pipeline.syncOperations.addHTTPClientHandlers(
-                            leftOverBytesStrategy: .forwardBytes,
-                            withClientUpgrade: (upgraders: [upgrader], completionHandler: { context in
-                                context.pipeline.removeHandler(name: UpgradeRequestHandler.name, promise: nil)
-                            })
-                        )
-                        try channel.pipeline.syncOperations.addHandler(
-                            UpgradeRequestHandler(host: host, port: port, uri: query, core: core),
-                            name: UpgradeRequestHandler.name
-                        )
-                    }
+            channel = try await WebSocketConnector.connect(
+                host: host, port: port, uri: query, group: group, maxFrameSize: maxSize,
+                timeout: configuration.connectTimeout,
+                onFailure: { reason in core.close(reason: reason) },
+                handlers: {
+                    [
+                        NIOWebSocketFrameAggregator(
+                            minNonFinalFragmentSize: 0, maxAccumulatedFrameCount: 1 << 16, maxAccumulatedFrameSize: maxSize
+                        ),
+                        ClientFrameHandler(core: core),
+                    ]
                 }
-                .connect(host: host, port: port)
-                .get()
+            )
         } catch {
             throw SocketIOClientError.transport("\(error)")
         }
@@ -178,23 +156,6 @@ public final class SocketIOClient: Sendable {
     }
 
     static func parse(_ url: String) throws -> (host: String, port: Int) {
-        var rest = Substring(url)
-        var defaultPort = 80
-        if rest.hasPrefix("http://") {
-            rest = rest.dropFirst(7)
-        } else if rest.hasPrefix("ws://") {
-            rest = rest.dropFirst(5)
-        } else {
-            defaultPort = 0
-        }
-        guard defaultPort != 0 else { throw SocketIOClientError.invalidURL(url) }
-        let authority = rest.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
-        let parts = authority.split(separator: ":", omittingEmptySubsequences: false)
-        guard let host = parts.first, !host.isEmpty, parts.count <= 2 else { throw SocketIOClientError.invalidURL(url) }
-        if parts.count == 2 {
-            guard let port = Int(parts[1]), (1...65535).contains(port) else { throw SocketIOClientError.invalidURL(url) }
-            return (String(host), port)
-        }
-        return (String(host), defaultPort)
+        try WebSocketConnector.parse(url)
     }
 }

@@ -1,56 +1,131 @@
-"""`parley bench fanout`: exact counts and a JSON report, against Parley and against another
-Socket.IO server (python-socketio running the first tutorial's protocol)."""
+"""`parley bench`: exact counts and a JSON report, against Parley and against another Socket.IO
+server (python-socketio running the first tutorial's protocol), including one made to drop and
+repeat deliveries."""
 
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from conftest import bin_dir, free_port, wait_until_listening
 
+PEER = Path(__file__).resolve().parents[2] / "benchmarks" / "peers" / "python_socketio_server.py"
 
-def bench(url, tmp_path, *extra):
-    output = tmp_path / "bench.json"
+
+def bench(scenario, url, tmp_path, *extra, expect_status=0):
+    output = tmp_path / f"{scenario}.json"
     result = subprocess.run(
-        [str(bin_dir() / "parley"), "bench", "fanout", "--server", url, "--clients", "30", "--room-size", "6",
-         "--senders", "5", "--rate", "100", "--duration", "2", "--output", str(output), *extra],
-        capture_output=True, text=True, timeout=120,
+        [str(bin_dir() / "parley"), "bench", scenario, "--server", url, "--output", str(output), *extra],
+        capture_output=True, text=True, timeout=180,
     )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "latency p99" in result.stdout
-    return json.loads(output.read_text())
+    assert result.returncode == expect_status, result.stdout + result.stderr
+    return json.loads(output.read_text()), result.stdout
+
+
+FANOUT = ("--clients", "30", "--room-size", "6", "--senders", "5", "--rate", "100", "--duration", "2")
+
+
+@pytest.fixture
+def peer(request):
+    """A python-socketio tutorial server, with the fault flags the test asks for."""
+    def start(*flags):
+        port = free_port()
+        process = subprocess.Popen([sys.executable, str(PEER), str(port), *flags])
+        request.addfinalizer(lambda: (process.terminate(), process.wait(timeout=10)))
+        wait_until_listening(port, process)
+        return f"http://127.0.0.1:{port}"
+    return start
 
 
 def test_bench_counts_every_delivery_on_parley(parley, tmp_path):
-    report = bench(parley.url, tmp_path)
+    report, table = bench("fanout", parley.url, tmp_path, *FANOUT, "--pid", str(parley.process.pid))
+    assert "latency p99" in table and "server CPU" in table
     assert report["sent"] == 200
     assert report["expected"] == 200 * 6 and report["received"] == report["expected"]
     assert report["lost"] == 0 and report["duplicated"] == 0
     assert 0 < report["latencyMs"]["p50"] <= report["latencyMs"]["p99"] <= report["latencyMs"]["max"]
+    assert report["connect"]["connected"] == 30
+    assert report["serverCPUSeconds"] > 0
 
 
-def test_bench_measures_another_socket_io_server(tmp_path):
-    port = free_port()
-    server = subprocess.Popen([sys.executable, str(Path(__file__).parent / "tutorial_server.py"), str(port)])
-    try:
-        wait_until_listening(port, server)
-        report = bench(f"http://127.0.0.1:{port}", tmp_path)
-        assert report["received"] == report["expected"] == 1200
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+def test_bench_spreads_rooms_over_worker_processes(parley, tmp_path):
+    report, _ = bench("fanout", parley.url, tmp_path, *FANOUT, "--workers", "3")
+    assert report["workers"] == 3 and report["connect"]["connected"] == 30
+    assert report["sent"] == 200 and report["received"] == report["expected"] == 1200
+
+
+def test_bench_measures_another_socket_io_server(peer, tmp_path):
+    report, _ = bench("fanout", peer(), tmp_path, *FANOUT)
+    assert report["received"] == report["expected"] == 1200 and report["lost"] == 0
+
+
+def test_bench_reports_deliveries_the_server_dropped(peer, tmp_path):
+    # Every 10th message does not reach its sender: 20 of 200 deliveries are missing.
+    report, table = bench("fanout", peer("--drop-every", "10"), tmp_path, *FANOUT, expect_status=2)
+    assert report["lost"] == 20 and report["duplicated"] == 0
+    assert report["received"] == report["expected"] - 20
+    assert "lost" in table and " 20" in table
+
+
+def test_bench_reports_deliveries_the_server_repeated(peer, tmp_path):
+    # Every 25th message reaches its 6 members twice: 8 messages, 48 extra deliveries.
+    report, _ = bench("fanout", peer("--repeat-every", "25"), tmp_path, *FANOUT, expect_status=2)
+    assert report["duplicated"] == 48 and report["lost"] == 0
 
 
 def test_bench_connect_holds_connections_and_reports_server_memory(parley, tmp_path):
-    output = tmp_path / "connect.json"
-    result = subprocess.run(
-        [str(bin_dir() / "parley"), "bench", "connect", "--server", parley.url, "--clients", "300",
-         "--connect-rate", "600", "--pid", str(parley.process.pid), "--output", str(output)],
-        capture_output=True, text=True, timeout=120,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    report = json.loads(output.read_text())
+    report, _ = bench("connect", parley.url, tmp_path, "--clients", "300", "--connect-rate", "600", "--pid", str(parley.process.pid))
     assert report["connected"] == 300 and report["failures"] == 0
     assert 0 < report["connectLatencyMs"]["p50"] <= report["connectLatencyMs"]["max"]
     memory = report["serverResidentBytes"]
     assert memory["after"] > 0 and memory["perConnection"] == (memory["after"] - memory["before"]) / 300
+
+
+def test_bench_ceiling_steps_up_until_the_bound_and_plots(parley, tmp_path):
+    svg = tmp_path / "ceiling.svg"
+    # A bound no step can meet stops the run at its first step; a generous one lets it climb.
+    report, table = bench(
+        "ceiling", parley.url, tmp_path, "--clients", "20", "--room-size", "5", "--senders", "4", "--start", "200",
+        "--factor", "2", "--max", "800", "--step-duration", "1", "--p99-bound", "1000", "--svg", str(svg), "--label", "parley",
+    )
+    steps = report["steps"]
+    assert [round(step["offeredDeliveriesPerSecond"]) for step in steps] == [200, 400, 800]
+    assert all("failure" not in step for step in steps)
+    assert all(step["lost"] == 0 and step["received"] == step["expected"] for step in steps)
+    assert report["ceiling"]["stoppedBecause"] == "reached --max"
+    assert report["ceiling"]["deliveriesPerSecond"] == max(step["deliveriesPerSecond"] for step in steps)
+    assert "sustained" in table and "ceiling:" in table
+    drawing = svg.read_text()
+    assert drawing.startswith("<svg") and drawing.count("<polyline") == 2 and "parley p99" in drawing
+
+    strict, _ = bench(
+        "ceiling", parley.url, tmp_path, "--clients", "20", "--room-size", "5", "--senders", "4", "--start", "200",
+        "--step-duration", "1", "--p99-bound", "0.001",
+    )
+    assert len(strict["steps"]) == 1 and strict["steps"][0]["failure"].startswith("p99")
+    assert strict["ceiling"]["deliveriesPerSecond"] == 0
+
+
+def test_bench_plot_draws_several_reports(parley, tmp_path):
+    first, _ = bench("fanout", parley.url, tmp_path, *FANOUT, "--label", "slow")
+    (tmp_path / "a.json").write_text(json.dumps(first))
+    second, _ = bench("fanout", parley.url, tmp_path, *FANOUT[:-4], "--rate", "200", "--duration", "1", "--label", "fast")
+    (tmp_path / "b.json").write_text(json.dumps(second))
+    svg = tmp_path / "both.svg"
+    result = subprocess.run(
+        [str(bin_dir() / "parley"), "bench", "plot", str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--output", str(svg)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    drawing = svg.read_text()
+    assert drawing.count("<polyline") == 4 and "slow p99" in drawing and "fast p50" in drawing
+
+
+def test_bench_rejects_bad_options(parley):
+    result = subprocess.run(
+        [str(bin_dir() / "parley"), "bench", "fanout", "--server", parley.url, "--protocol", "telnet"],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert result.returncode != 0 and "--protocol" in result.stderr
