@@ -53,6 +53,9 @@ public final class EngineHTTPServer: Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 4)
+            // NIO keeps each connection's receive buffers for reuse; chat traffic is small, so
+            // they start at 512 bytes (not 2 KiB) and grow only for connections that need it.
+            .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 512, maximum: 65536))
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try Self.configure(channel, engine: engine, fallback: fallback, maxBody: maxBody, maxFrame: maxFrame)
