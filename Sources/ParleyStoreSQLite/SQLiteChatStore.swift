@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import ParleyCore
+import Synchronization
 
 /// The ``ChatStore`` on an embedded SQLite database (GRDB): the default store of
 /// `parley serve`. WAL journal, foreign keys on, and `secure_delete` on so that deleted
@@ -413,36 +414,87 @@ public final class SQLiteChatStore: ChatStore {
         return delivered
     }
 
+    /// Stores a message and its recipients' inbox rows. Inserts that arrive while another is being
+    /// written are committed together in the next transaction (group commit): each commit of a
+    /// WAL database is a sync to disk, and under load one sync now covers many messages. Every
+    /// caller still returns only once its message is committed.
     public func insertMessage(_ message: NewMessage, recipients: [UserID]) async throws -> (message: StoredMessage, inserted: Bool) {
-        try await database.write { db in
-            if let clientID = message.clientID,
-               let row = try Row.fetchOne(
-                   db, sql: "\(Self.messageSelect) WHERE sender_id = ? AND client_id = ?", arguments: [message.sender.id.rawValue, clientID]
-               ) {
-                return (Self.message(row), false)
+        try await withCheckedThrowingContinuation { continuation in
+            let startWriter = inserts.withLock { inserts -> Bool in
+                inserts.queue.append(PendingInsert(message: message, recipients: recipients, continuation: continuation))
+                guard !inserts.writing else { return false }
+                inserts.writing = true
+                return true
             }
-            try db.execute(
-                sql: """
-                    INSERT INTO message (conversation, sender_id, sender_name, sender_kind, body, client_id, sent_at, retention)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                    """,
-                arguments: [
-                    message.conversation.rawValue, message.sender.id.rawValue, message.sender.name, message.sender.kind.rawValue,
-                    message.text, message.clientID, message.sentAt, message.retention.rawValue,
-                ]
-            )
-            let stored = StoredMessage(id: db.lastInsertedRowID, message)
-            if let image = message.image, let data = image.data {
-                try db.execute(
-                    sql: "INSERT INTO message_image (message_id, type, size, bytes) VALUES (?, ?, ?, ?)",
-                    arguments: [stored.id, image.type, image.size, data]
-                )
-            }
-            for recipient in recipients {
-                try db.execute(sql: "INSERT OR IGNORE INTO inbox (user_id, message_id) VALUES (?, ?)", arguments: [recipient.rawValue, stored.id])
-            }
-            return (stored, true)
+            if startWriter { Task { await self.writeInserts() } }
         }
+    }
+
+    private struct PendingInsert: Sendable {
+        let message: NewMessage
+        let recipients: [UserID]
+        let continuation: CheckedContinuation<(message: StoredMessage, inserted: Bool), any Error>
+    }
+
+    private let inserts = Mutex<(queue: [PendingInsert], writing: Bool)>(([], false))
+
+    /// Commits the waiting inserts, a batch per transaction, until none are left. Should a batch
+    /// fail, its inserts are retried one by one, so that one bad message fails alone.
+    private func writeInserts() async {
+        while true {
+            let batch = inserts.withLock { inserts -> [PendingInsert] in
+                let batch = inserts.queue
+                inserts.queue.removeAll()
+                if batch.isEmpty { inserts.writing = false }
+                return batch
+            }
+            guard !batch.isEmpty else { return }
+            do {
+                let results = try await database.write { db in
+                    try batch.map { try Self.insert($0.message, recipients: $0.recipients, in: db) }
+                }
+                for (pending, result) in zip(batch, results) { pending.continuation.resume(returning: result) }
+            } catch {
+                for pending in batch {
+                    do {
+                        let result = try await database.write { db in try Self.insert(pending.message, recipients: pending.recipients, in: db) }
+                        pending.continuation.resume(returning: result)
+                    } catch {
+                        pending.continuation.resume(throwing: error)
+                    }
+                }
+            }
+        }
+    }
+
+    private static func insert(_ message: NewMessage, recipients: [UserID], in db: Database) throws -> (message: StoredMessage, inserted: Bool) {
+        if let clientID = message.clientID,
+           let row = try Row.fetchOne(
+               db, sql: "\(Self.messageSelect) WHERE sender_id = ? AND client_id = ?", arguments: [message.sender.id.rawValue, clientID]
+           ) {
+            return (Self.message(row), false)
+        }
+        try db.execute(
+            sql: """
+                INSERT INTO message (conversation, sender_id, sender_name, sender_kind, body, client_id, sent_at, retention)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [
+                message.conversation.rawValue, message.sender.id.rawValue, message.sender.name, message.sender.kind.rawValue,
+                message.text, message.clientID, message.sentAt, message.retention.rawValue,
+            ]
+        )
+        let stored = StoredMessage(id: db.lastInsertedRowID, message)
+        if let image = message.image, let data = image.data {
+            try db.execute(
+                sql: "INSERT INTO message_image (message_id, type, size, bytes) VALUES (?, ?, ?, ?)",
+                arguments: [stored.id, image.type, image.size, data]
+            )
+        }
+        for recipient in recipients {
+            try db.execute(sql: "INSERT OR IGNORE INTO inbox (user_id, message_id) VALUES (?, ?)", arguments: [recipient.rawValue, stored.id])
+        }
+        return (stored, true)
     }
 
     public func messages(in conversation: ConversationKey, before: Int64?, limit: Int) async throws -> [StoredMessage] {

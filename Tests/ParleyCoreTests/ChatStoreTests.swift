@@ -80,6 +80,36 @@ struct ChatStoreTests {
         #expect(oldest.map(\.text) == ["m0", "m1"])
         #expect(try await store.messages(in: .room("none"), before: nil, limit: 5).isEmpty)
     }
+
+    /// Concurrent inserts (committed in groups by the SQLite store) each get their own id, their
+    /// inbox rows, and a retry racing its first send still yields one message.
+    @Test(arguments: StoreKind.allCases)
+    func concurrentInsertsAreEachStoredOnce(kind: StoreKind) async throws {
+        let store = try kind.make()
+        let ada = Identity(id: UserID(rawValue: "a_ada"), name: "ada", kind: .account)
+        let bob = UserID(rawValue: "a_bob")
+        let results = try await withThrowingTaskGroup(of: (Int, StoredMessage, Bool).self) { group in
+            for index in 0..<200 {
+                group.addTask {
+                    // Messages 100 to 199 retry 0 to 99 with the same client id.
+                    let message = NewMessage(
+                        conversation: .room("r"), sender: ada, text: "m\(index)", clientID: "c\(index % 100)", sentAt: Int64(index)
+                    )
+                    let (stored, inserted) = try await store.insertMessage(message, recipients: [bob])
+                    return (index, stored, inserted)
+                }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(results.filter(\.2).count == 100)
+        for clientID in 0..<100 {
+            let pair = results.filter { $0.0 % 100 == clientID }
+            #expect(pair.count == 2 && pair[0].1.id == pair[1].1.id)
+        }
+        #expect(Set(results.map(\.1.id)).count == 100)
+        #expect(try await store.messages(in: .room("r"), before: nil, limit: 500).count == 100)
+        #expect(try await store.pendingMessages(for: bob, after: nil, limit: 500).count == 100)
+    }
 }
 
 @Suite("SQLite store on disk")
