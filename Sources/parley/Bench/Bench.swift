@@ -285,6 +285,9 @@ enum BenchRun {
             }
             opened.latency.merge(LatencyHistogram(json: reply["latency"]))
         }
+        if opened.connected == 0 {
+            throw BenchFailure("no connection could be opened: \(JSONValue.object(opened.reasons).json)")
+        }
         return opened
     }
 
