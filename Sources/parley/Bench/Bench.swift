@@ -138,11 +138,14 @@ extension Bench {
         @Option(help: "…and the delivery rate kept up with at least this fraction of the offered rate.")
         var minKeptUp = 0.9
 
+        @Option(help: "How many failed steps are run again at the same rate before the run stops (for noisy machines).")
+        var retries = 1
+
         @Option(help: "Also draw latency against offered rate into this SVG file.")
         var svg: String?
 
         func validate() throws {
-            guard start > 0, factor > 1, max >= start, stepDuration > 0, p99Bound > 0, (0...1).contains(minDelivered), (0...1).contains(minKeptUp)
+            guard retries >= 0, start > 0, factor > 1, max >= start, stepDuration > 0, p99Bound > 0, (0...1).contains(minDelivered), (0...1).contains(minKeptUp)
             else { throw ValidationError("--start positive, --factor above 1, --max at least --start, fractions between 0 and 1") }
         }
 
@@ -156,18 +159,25 @@ extension Bench {
             var offered = start
             var stoppedBecause = "reached --max"
             var number = 1
+            var retriesLeft = retries
             while offered <= max {
                 let setting = StepSetting(number: number, messageRate: offered / members, offeredDeliveries: offered)
                 let result = try await BenchRun.step(coordinator, setting, duration: stepDuration, options: steps, pid: load.pid)
                 let verdict = result.verdict(p99Bound: p99Bound, minDelivered: minDelivered, minKeptUp: minKeptUp)
                 results.append(result.with(verdict: verdict))
-                if let verdict {
-                    stoppedBecause = verdict
-                    break
-                }
                 number += 1
-                offered *= factor
                 try await Task.sleep(for: .milliseconds(500))
+                guard let verdict else {
+                    offered *= factor
+                    continue
+                }
+                // A shared machine has hiccups: a failed rate is tried again before it counts.
+                if retriesLeft > 0 {
+                    retriesLeft -= 1
+                    continue
+                }
+                stoppedBecause = verdict
+                break
             }
             await coordinator.finish()
             progress.clear()
