@@ -61,7 +61,10 @@ public final class Socket: Sendable {
     }
 
     private struct State {
-        var handlers: [String: [EventHandler]] = [:]
+        /// In the order added. A flat list, not a dictionary of lists: a socket has a few dozen
+        /// handlers at most, and thousands of idle sockets each holding a hash table and an array
+        /// per event cost more memory than a short scan costs time.
+        var handlers: [(event: String, handler: EventHandler)] = []
         var anyHandlers: [@Sendable (String, [JSONValue]) async -> Void] = []
         var disconnectHandlers: [@Sendable (DisconnectReason) async -> Void] = []
         var data: JSONObject
@@ -111,12 +114,12 @@ public final class Socket: Sendable {
 
     /// Adds a handler for `event`. Several handlers of one event run in the order added.
     public func on(_ event: String, _ handler: @escaping EventHandler) {
-        state.withLock { $0.handlers[event, default: []].append(handler) }
+        state.withLock { $0.handlers.append((event, handler)) }
     }
 
     /// Removes every handler of `event`.
     public func off(_ event: String) {
-        state.withLock { _ = $0.handlers.removeValue(forKey: event) }
+        state.withLock { $0.handlers.removeAll { $0.event == event } }
     }
 
     /// Adds a handler that sees every incoming event, before its own handlers.
@@ -253,7 +256,9 @@ public final class Socket: Sendable {
         let args = packet.arguments
         let ack = Acknowledgement.answering(packet) { [weak self] reply in self?.send(reply) }
         enqueue { [self] in
-            let (handlers, anyHandlers) = state.withLock { ($0.handlers[name] ?? [], $0.anyHandlers) }
+            let (handlers, anyHandlers) = state.withLock { state in
+                (state.handlers.compactMap { $0.event == name ? $0.handler : nil }, state.anyHandlers)
+            }
             for handler in anyHandlers { await handler(name, args) }
             for handler in handlers { await handler(args, ack) }
         }
