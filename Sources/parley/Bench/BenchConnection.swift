@@ -137,6 +137,13 @@ final class BenchConnection: ChannelInboundHandler, @unchecked Sendable {
         }
     }
 
+    /// Sends the next message of `step`, recorded in `tally` as expected by every member of the
+    /// connection's room, stamped with its send time. Call on the connection's event loop.
+    func sendCounted(step: Int, members: [String: Int], tally: StepTally) {
+        let sequence = tally.sent(expected: members[spec.room] ?? 0)
+        sendChat(BenchMark(step: step, sequence: sequence, sentMicros: BenchMark.nowMicros()).text)
+    }
+
     /// Closes the connection. Call on its event loop.
     func close() {
         context?.close(promise: nil)

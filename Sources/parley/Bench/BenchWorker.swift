@@ -193,15 +193,21 @@ final class WorkerFleet: Sendable {
         ]
     }
 
+    /// This worker's ready senders, by index, and the ready members of each of its rooms (what
+    /// every message sent to a room should reach).
+    private func roster() -> (senders: [BenchConnection], members: [String: Int]) {
+        let connections = ready.withLock { $0 }
+        var members: [String: Int] = [:]
+        for connection in connections { members[connection.spec.room, default: 0] += 1 }
+        let senders = connections.filter { senderIndices.contains($0.spec.index) }.sorted { $0.spec.index < $1.spec.index }
+        return (senders, members)
+    }
+
     /// Sends rounds of one message from every sender until one round reaches every member of
     /// the senders' rooms: then every join has taken effect (the tutorial's `join` has no answer).
     /// Step 0 is the warm-up's; measured steps count from 1.
     func warmUp() async -> JSONValue {
-        let connections = ready.withLock { $0 }
-        var members: [String: Int] = [:]
-        for connection in connections { members[connection.spec.room, default: 0] += 1 }
-        let senders = connections.filter { senderIndices.contains($0.spec.index) }
-        let roomMembers = members
+        let (senders, members) = roster()
         let clock = ContinuousClock()
         var rounds = 0
         var complete = senders.isEmpty
@@ -209,10 +215,7 @@ final class WorkerFleet: Sendable {
             rounds += 1
             tally.begin(step: 0)
             try? await loop.submit { [tally] in
-                for sender in senders {
-                    let sequence = tally.sent(expected: roomMembers[sender.spec.room] ?? 0)
-                    sender.sendChat(BenchMark(step: 0, sequence: sequence, sentMicros: BenchMark.nowMicros()).text)
-                }
+                for sender in senders { sender.sendCounted(step: 0, members: members, tally: tally) }
             }.get()
             let deadline = clock.now + .seconds(1)
             while !complete, clock.now < deadline {
@@ -226,10 +229,7 @@ final class WorkerFleet: Sendable {
     /// Sends this worker's share of `rate` messages per second for `duration` seconds, then waits
     /// up to `drain` seconds for the deliveries; reports progress on the way and the step's counts.
     func step(_ step: Int, rate: Double, duration: Double, drain: Double) async -> JSONValue {
-        let connections = ready.withLock { $0 }
-        var members: [String: Int] = [:]
-        for connection in connections { members[connection.spec.room, default: 0] += 1 }
-        let senders = connections.filter { senderIndices.contains($0.spec.index) }.sorted { $0.spec.index < $1.spec.index }
+        let (senders, members) = roster()
         let myRate = senders.isEmpty ? 0 : rate * Double(senders.count) / Double(load.senders)
         tally.begin(step: step)
         let pacer = Pacer(
@@ -336,9 +336,7 @@ final class Pacer: @unchecked Sendable {
                 let elapsed = Double(BenchMark.nowMicros() - startMicros) / 1e6
                 let due = min(total, Int(elapsed * rate) + 1)
                 while sent < due {
-                    let sender = senders[sent % senders.count]
-                    let sequence = tally.sent(expected: members[sender.spec.room] ?? 0)
-                    sender.sendChat(BenchMark(step: step, sequence: sequence, sentMicros: BenchMark.nowMicros()).text)
+                    senders[sent % senders.count].sendCounted(step: step, members: members, tally: tally)
                     sent += 1
                 }
                 if sent >= total {
