@@ -39,16 +39,28 @@ extension ChatService {
         return policy ?? configuration.defaultRetention
     }
 
-    /// Stores (or, for `none`, only numbers) a message under its conversation's policy. A
-    /// message for `until-delivered` with no recipient account is relayed and never stored.
+    /// Stores a message under its conversation's retention policy and waits for the commit: kept
+    /// only in memory under `none` (and under `until-delivered` when nobody is to receive it).
+    /// Returns the message and whether it is new (not a retry of a known client id).
     func post(
         _ text: String, image: MessageImage?, in conversation: ConversationKey, clientID: String?, from identity: Identity,
         recipients: [UserID]
     ) async throws(ChatError) -> (message: StoredMessage, inserted: Bool) {
+        let outcome = Outcome<(message: StoredMessage, inserted: Bool)>()
+        try await post(text, image: image, in: conversation, clientID: clientID, from: identity, recipients: recipients, completion: outcome.settle)
+        return try await outcome.value.get()
+    }
+
+    /// Like ``post(_:image:in:clientID:from:recipients:)``, without waiting for the store: returns
+    /// once the message is queued; `completion` runs once it is stored, in submission order.
+    func post(
+        _ text: String, image: MessageImage?, in conversation: ConversationKey, clientID: String?, from identity: Identity,
+        recipients: [UserID], completion: @escaping @Sendable (Result<(message: StoredMessage, inserted: Bool), ChatError>) -> Void
+    ) async throws(ChatError) {
         let policy = try await retention(of: conversation)
         let now = clock()
         if policy == .none || (policy == .untilDelivered && recipients.isEmpty) {
-            return ephemeral.withLock { log in
+            let result = ephemeral.withLock { log -> (message: StoredMessage, inserted: Bool) in
                 if let clientID, let known = log.existing(sender: identity.id, clientID: clientID) { return (known, false) }
                 let message = StoredMessage(
                     id: log.nextID(now: now), conversation: conversation, sender: identity, text: text,
@@ -57,11 +69,15 @@ extension ChatService {
                 log.remember(message)
                 return (message, true)
             }
+            completion(.success(result))
+            return
         }
         let new = NewMessage(
             conversation: conversation, sender: identity, text: text, clientID: clientID, sentAt: now, retention: policy, image: image
         )
-        return try await storage { try await store.insertMessage(new, recipients: recipients) }
+        await store.submitMessage(new, recipients: recipients) { [self] result in
+            completion(result.mapError(storageError))
+        }
     }
 
     /// Sets a room's retention for the messages sent from now on. Only its owner may.

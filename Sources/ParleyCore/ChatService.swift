@@ -210,6 +210,20 @@ public final class ChatService: Sendable {
     public func send(
         _ text: String, image: Data? = nil, to room: String, clientID: String?, from identity: Identity, on connection: ConnectionID
     ) async throws(ChatError) -> StoredMessage {
+        let outcome = Outcome<StoredMessage>()
+        try await submit(text, image: image, to: room, clientID: clientID, from: identity, on: connection, completion: outcome.settle)
+        return try await outcome.value.get()
+    }
+
+    /// Posts a message like ``send(_:image:to:clientID:from:on:)`` without waiting for the store
+    /// to commit it. The checks run first and throw; then the message is queued behind the ones
+    /// submitted before it, published to the room once committed, and handed to `completion`
+    /// (or the error is). A connection's next event can run meanwhile: a sender is limited by
+    /// how fast the store writes, not by how long each commit takes.
+    public func submit(
+        _ text: String, image: Data? = nil, to room: String, clientID: String?, from identity: Identity, on connection: ConnectionID,
+        completion: @escaping @Sendable (Result<StoredMessage, ChatError>) -> Void
+    ) async throws(ChatError) {
         let name = try Names.roomName(room)
         let image = try image.map { (data) throws(ChatError) in try MessageImage.validated(data, limit: configuration.maxImageBytes) }
         try validate(text: text, clientID: clientID, withImage: image != nil)
@@ -217,9 +231,11 @@ public final class ChatService: Sendable {
             throw ChatError(.notMember, "Join \(name) before writing to it.")
         }
         let recipients = try await memberAccounts(of: name).filter { $0 != identity.id }
-        let (stored, inserted) = try await post(text, image: image, in: .room(name), clientID: clientID, from: identity, recipients: recipients)
-        if inserted { sink.publish(.message(stored), to: .room(name)) }
-        return stored
+        let sink = self.sink
+        try await post(text, image: image, in: .room(name), clientID: clientID, from: identity, recipients: recipients) { result in
+            if case .success((let stored, true)) = result { sink.publish(.message(stored), to: .room(name)) }
+            completion(result.map(\.message))
+        }
     }
 
     /// A room's member accounts, from the cache when it has them.
@@ -275,11 +291,16 @@ public final class ChatService: Sendable {
     func storage<T>(_ operation: () async throws -> T) async throws(ChatError) -> T {
         do {
             return try await operation()
-        } catch let error as ChatError {
-            throw error
         } catch {
-            logger.error("storage failed", metadata: ["error": .string("\(error)")])
-            throw ChatError(.internalError, "The server could not complete this; nothing was changed.")
+            throw storageError(error)
         }
+    }
+
+    /// A store's error as the client sees it: its own refusals as they are, anything else logged
+    /// and reported as an internal error.
+    func storageError(_ error: any Error) -> ChatError {
+        if let error = error as? ChatError { return error }
+        logger.error("storage failed", metadata: ["error": .string("\(error)")])
+        return ChatError(.internalError, "The server could not complete this; nothing was changed.")
     }
 }

@@ -55,6 +55,11 @@ public protocol ChatStore: Sendable {
     /// same sender already stored one with the same client id: then returns that one with
     /// `inserted == false` and changes nothing.
     func insertMessage(_ message: NewMessage, recipients: [UserID]) async throws -> (message: StoredMessage, inserted: Bool)
+    /// Does what ``insertMessage(_:recipients:)`` does without making the caller wait for the
+    /// commit: it returns once the message is queued, and `completion` runs once it is committed
+    /// (or has failed). Messages submitted one after another are stored, and their completions
+    /// run, in that order. A store that has fallen far behind may make the caller wait.
+    func submitMessage(_ message: NewMessage, recipients: [UserID], completion: @escaping MessageCompletion) async
     /// The message with this id.
     func message(id: Int64) async throws -> StoredMessage?
     /// The image of the message with this id, with its bytes.
@@ -86,5 +91,21 @@ extension ChatStore {
     /// Stores a message for nobody's inbox.
     public func insertMessage(_ message: NewMessage) async throws -> (message: StoredMessage, inserted: Bool) {
         try await insertMessage(message, recipients: [])
+    }
+}
+
+/// What became of a message submitted to a store: stored (or found stored under its client id,
+/// `inserted == false`), or an error.
+public typealias MessageCompletion = @Sendable (Result<(message: StoredMessage, inserted: Bool), any Error>) -> Void
+
+extension ChatStore {
+    /// Inserts and waits, then completes: in order, without the overlap a store with a write
+    /// queue of its own can give.
+    public func submitMessage(_ message: NewMessage, recipients: [UserID], completion: @escaping MessageCompletion) async {
+        do {
+            completion(.success(try await insertMessage(message, recipients: recipients)))
+        } catch {
+            completion(.failure(error))
+        }
     }
 }

@@ -420,26 +420,64 @@ public final class SQLiteChatStore: ChatStore {
     /// caller still returns only once its message is committed.
     public func insertMessage(_ message: NewMessage, recipients: [UserID]) async throws -> (message: StoredMessage, inserted: Bool) {
         try await withCheckedThrowingContinuation { continuation in
-            let startWriter = inserts.withLock { inserts -> Bool in
-                inserts.queue.append(PendingInsert(message: message, recipients: recipients, continuation: continuation))
-                guard !inserts.writing else { return false }
-                inserts.writing = true
-                return true
-            }
-            if startWriter { Task { await self.writeInserts() } }
+            _ = enqueue(PendingInsert(message: message, recipients: recipients) { continuation.resume(with: $0) })
         }
     }
+
+    /// Queues the insert (see ``insertMessage(_:recipients:)``) and returns at once, unless
+    /// ``maxQueuedInserts`` are already waiting: then it returns once this one is committed, so
+    /// that senders faster than the disk are slowed down instead of queueing without bound.
+    public func submitMessage(_ message: NewMessage, recipients: [UserID], completion: @escaping MessageCompletion) async {
+        await withCheckedContinuation { (admitted: CheckedContinuation<Void, Never>) in
+            let queued = enqueue(PendingInsert(message: message, recipients: recipients, completion: completion), admitted: admitted)
+            if queued { admitted.resume() }
+        }
+    }
+
+    /// How many inserts may wait for the writer before ``submitMessage(_:recipients:completion:)``
+    /// waits for its commit.
+    static let maxQueuedInserts = 4096
 
     private struct PendingInsert: Sendable {
         let message: NewMessage
         let recipients: [UserID]
-        let continuation: CheckedContinuation<(message: StoredMessage, inserted: Bool), any Error>
+        let completion: MessageCompletion
+        /// A caller waiting for the commit because the queue was full.
+        var admitted: CheckedContinuation<Void, Never>?
+
+        init(message: NewMessage, recipients: [UserID], completion: @escaping MessageCompletion) {
+            self.message = message
+            self.recipients = recipients
+            self.completion = completion
+        }
+
+        func complete(_ result: Result<(message: StoredMessage, inserted: Bool), any Error>) {
+            completion(result)
+            admitted?.resume()
+        }
     }
 
     private let inserts = Mutex<(queue: [PendingInsert], writing: Bool)>(([], false))
 
-    /// Commits the waiting inserts, a batch per transaction, until none are left. Should a batch
-    /// fail, its inserts are retried one by one, so that one bad message fails alone.
+    /// Appends to the writer's queue, starting the writer if it is idle. With `admitted`, the
+    /// insert keeps it to resume on commit when the queue is full; returns whether it did not.
+    private func enqueue(_ pending: PendingInsert, admitted: CheckedContinuation<Void, Never>? = nil) -> Bool {
+        var pending = pending
+        let (startWriter, queued) = inserts.withLock { inserts -> (Bool, Bool) in
+            let full = admitted != nil && inserts.queue.count >= Self.maxQueuedInserts
+            if full { pending.admitted = admitted }
+            inserts.queue.append(pending)
+            guard !inserts.writing else { return (false, !full) }
+            inserts.writing = true
+            return (true, !full)
+        }
+        if startWriter { Task { await self.writeInserts() } }
+        return queued
+    }
+
+    /// Commits the waiting inserts, a batch per transaction, until none are left, and runs their
+    /// completions in order. Should a batch fail, its inserts are retried one by one, so that one
+    /// bad message fails alone.
     private func writeInserts() async {
         while true {
             let batch = inserts.withLock { inserts -> [PendingInsert] in
@@ -453,14 +491,14 @@ public final class SQLiteChatStore: ChatStore {
                 let results = try await database.write { db in
                     try batch.map { try Self.insert($0.message, recipients: $0.recipients, in: db) }
                 }
-                for (pending, result) in zip(batch, results) { pending.continuation.resume(returning: result) }
+                for (pending, result) in zip(batch, results) { pending.complete(.success(result)) }
             } catch {
                 for pending in batch {
                     do {
                         let result = try await database.write { db in try Self.insert(pending.message, recipients: pending.recipients, in: db) }
-                        pending.continuation.resume(returning: result)
+                        pending.complete(.success(result))
                     } catch {
-                        pending.continuation.resume(throwing: error)
+                        pending.complete(.failure(error))
                     }
                 }
             }

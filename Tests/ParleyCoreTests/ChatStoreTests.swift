@@ -1,6 +1,7 @@
 import Foundation
 import ParleyCore
 import ParleyStoreSQLite
+import Synchronization
 import Testing
 
 @Suite("ChatStore contract, on every store")
@@ -109,6 +110,36 @@ struct ChatStoreTests {
         #expect(Set(results.map(\.1.id)).count == 100)
         #expect(try await store.messages(in: .room("r"), before: nil, limit: 500).count == 100)
         #expect(try await store.pendingMessages(for: bob, after: nil, limit: 500).count == 100)
+    }
+
+    /// Submitted messages, one after another without waiting for their commits (more than the
+    /// SQLite store queues before it makes a submitter wait), are stored and completed in the
+    /// order submitted.
+    @Test(arguments: StoreKind.allCases)
+    func submittedMessagesCompleteInOrderOnceStored(kind: StoreKind) async throws {
+        let store = try kind.make()
+        let ada = Identity(id: UserID(rawValue: "a_ada"), name: "ada", kind: .account)
+        let count = 5000
+        let completed = Mutex<[(index: Int, id: Int64)]>([])
+        let done = AsyncStream<Void>.makeStream()
+        for index in 0..<count {
+            let message = NewMessage(conversation: .room("r"), sender: ada, text: "m\(index)", clientID: nil, sentAt: Int64(index))
+            await store.submitMessage(message, recipients: []) { result in
+                guard case .success((let stored, true)) = result else { return }
+                let all = completed.withLock { completed in
+                    completed.append((index, stored.id))
+                    return completed.count
+                }
+                if all == count { done.continuation.finish() }
+            }
+        }
+        for await _ in done.stream {}
+        let results = completed.withLock { $0 }
+        #expect(results.map(\.index) == Array(0..<count))
+        #expect(results.map(\.id) == results.map(\.id).sorted())
+        #expect(Set(results.map(\.id)).count == count)
+        let stored = try await store.messages(in: .room("r"), before: nil, limit: count + 1)
+        #expect(stored.map(\.text) == (0..<count).map { "m\($0)" })
     }
 }
 
