@@ -63,13 +63,10 @@ public final class ParleyApplication: Service, Sendable {
         self.ownGroup = ownGroup
         self.http = EngineHTTPServer(engine: engine, group: ownGroup ?? MultiThreadedEventLoopGroup.singleton, fallback: routes.respond)
         NativeChat.install(on: io.sockets, service: chat, dialects: dialects)
-        let tutorial4 = Tutorial4Chat(io: io, cap: configuration.tutorial4HistoryCap)
-        io.onConnection { socket in
-            Tutorial1Dialect.install(on: socket, service: chat, dialects: dialects)
-            Tutorial2Dialect.install(on: socket, service: chat, dialects: dialects)
-            Tutorial3Chat.install(on: socket, io: io, dialects: dialects)
-            tutorial4.install(on: socket, dialects: dialects)
-        }
+        Tutorial1Dialect.install(on: io.sockets, service: chat, dialects: dialects)
+        Tutorial2Dialect.install(on: io.sockets, service: chat, dialects: dialects)
+        Tutorial3Chat.install(on: io, dialects: dialects)
+        Tutorial4Chat(io: io, cap: configuration.tutorial4HistoryCap).install(on: io.sockets, dialects: dialects)
     }
 
     /// The port the server listens on, once started.

@@ -92,6 +92,22 @@ def test_rooms_and_broadcasts(testbed):
             client.disconnect()
 
 
+def test_namespace_handlers_run_for_every_socket_after_its_own(testbed):
+    a, b = connect(testbed, ["websocket"]), connect(testbed, ["polling"])
+    try:
+        # The socket's own handler runs first, then the namespace's, for the same event.
+        assert a.call("order", timeout=5) == (["socket"], "namespace")
+        assert b.call("join", "shared", timeout=5) == sorted(["shared", b.get_sid()])
+        # The namespace's disconnect handler sees the socket that left and the reason.
+        gone = a.get_sid()
+        a.emit("disconnect-me")
+        eventually(lambda: (b.call("last-left", timeout=5) or {}).get("id") == gone)
+        assert b.call("last-left", timeout=5) == {"id": gone, "reason": "server namespace disconnect"}
+    finally:
+        a.disconnect()
+        b.disconnect()
+
+
 def test_second_namespace_and_middleware(testbed):
     client = socketio.Client(reconnection=False)
     welcome = []

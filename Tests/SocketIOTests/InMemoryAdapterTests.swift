@@ -42,6 +42,22 @@ struct InMemoryAdapterTests {
         #expect(adapter.rooms(of: "s2").isEmpty)
     }
 
+    @Test func aSocketsOwnRoomIsImpliedAndKept() {
+        let (adapter, _) = makeAdapter()
+        adapter.addAll("s1", rooms: ["s1"])
+        adapter.addAll("s2", rooms: ["s2", "s1"])
+        // s2 joined the room named by s1's id: both are reached through it.
+        #expect(adapter.socketIDs(BroadcastOptions(rooms: ["s1"])) == ["s1", "s2"])
+        #expect(adapter.socketIDs(BroadcastOptions(rooms: ["s1"], except: ["s2"])) == ["s1"])
+        #expect(adapter.roomSizes() == ["s1": 2, "s2": 1])
+        // A socket cannot leave its own room while it is in the namespace.
+        adapter.remove("s1", from: "s1")
+        #expect(adapter.rooms(of: "s1") == ["s1"])
+        adapter.removeAll("s1")
+        #expect(adapter.socketIDs(BroadcastOptions(rooms: ["s1"])) == ["s2"])
+        #expect(adapter.rooms(of: "s1").isEmpty)
+    }
+
     @Test func selectsRoomsMinusExceptions() {
         let (adapter, _) = makeAdapter()
         adapter.addAll("s1", rooms: ["s1", "a"])

@@ -13,6 +13,7 @@ import Foundation
 import Logging
 import NIOCore
 import SocketIO
+import Synchronization
 
 let options: [String: String] = {
     var options: [String: String] = [:]
@@ -52,14 +53,8 @@ io.onConnection { socket in
     socket.on("echo") { args, ack in
         if ack.isRequested { ack.send(args) } else { socket.emit("echo", args) }
     }
-    socket.on("join") { args, ack in
-        for room in args.compactMap(\.stringValue) { socket.join(room) }
-        ack.send([.array(socket.rooms.sorted().map(JSONValue.string))])
-    }
-    socket.on("leave") { args, ack in
-        if let room = args.first?.stringValue { socket.leave(room) }
-        ack()
-    }
+    // The first half of `order`; the namespace's handler (below) runs after it.
+    socket.on("order") { _, _ in socket.data["order"] = ["socket"] }
     // Broadcast to a room, all but the sender.
     socket.on("to-room") { args, ack in
         guard let room = args.first?.stringValue else { return }
@@ -126,6 +121,25 @@ io.onConnection { socket in
         for index in 0..<count { socket.emit("burst", .number(Double(index))) }
     }
 }
+
+// Handlers of the namespace, shared by every socket.
+io.sockets.on("join") { socket, args, ack in
+    for room in args.compactMap(\.stringValue) { socket.join(room) }
+    ack.send([.array(socket.rooms.sorted().map(JSONValue.string))])
+}
+io.sockets.on("leave") { socket, args, ack in
+    if let room = args.first?.stringValue { socket.leave(room) }
+    ack()
+}
+io.sockets.on("order") { socket, _, ack in
+    ack(socket.data["order"] ?? .null, "namespace")
+}
+// Who left last, and why: the namespace's disconnect handler.
+let lastLeft = Mutex<JSONValue>(.null)
+io.sockets.onDisconnect { socket, reason in
+    lastLeft.withLock { $0 = ["id": .string(socket.id), "reason": .string(reason.rawValue)] }
+}
+io.sockets.on("last-left") { _, _, ack in ack(lastLeft.withLock { $0 }) }
 
 let admin = io.of("/admin")
 admin.use { socket in

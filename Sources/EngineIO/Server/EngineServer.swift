@@ -79,7 +79,6 @@ public final class EngineServer: Sendable {
         eventLoop: any EventLoop,
         deliverOpen: (EngineSocket, EnginePacket) -> Void
     ) -> EngineSocket {
-        let metrics = self.metrics
         let version = EngineRequestKind.version(of: handshake.query) ?? .v4
         let session = EngineSocket(
             id: SessionID.make(),
@@ -87,13 +86,7 @@ public final class EngineServer: Sendable {
             protocolVersion: version,
             handshake: handshake,
             eventLoop: eventLoop,
-            configuration: configuration,
-            logger: logger,
-            metrics: metrics,
-            onTerminate: { [weak self] session, transport in
-                self?.sessions.withLock { _ = $0.removeValue(forKey: session.id) }
-                metrics.closed(transport)
-            }
+            server: self
         )
         sessions.withLock { $0[session.id] = session }
         metrics.opened(transport)
@@ -102,6 +95,12 @@ public final class EngineServer: Sendable {
         connectionHandler.withLock { $0 }?.call(session)
         session.startHeartbeat()
         return session
+    }
+
+    /// A session closed: it leaves the table.
+    func sessionEnded(_ session: EngineSocket, transport: EngineTransport) {
+        sessions.withLock { _ = $0.removeValue(forKey: session.id) }
+        metrics.closed(transport)
     }
 
     /// The open packet: v3 has no `maxPayload`.

@@ -13,16 +13,30 @@ public enum EngineMessage: Sendable, Hashable {
     case binary(ByteBuffer)
 }
 
-/// Facts about the HTTP request that opened a session.
+/// Facts about the HTTP request that opened a session. Kept for as long as the session lives,
+/// so it keeps only what may still mean something: not the headers of the WebSocket upgrade
+/// itself, and the query parsed from ``uri`` when asked for.
 public struct EngineHandshakeRequest: Sendable {
-    /// The request headers.
+    /// The request headers, without `Connection`, `Upgrade` and `Sec-WebSocket-*`.
     public let headers: HTTPHeaders
-    /// The decoded query parameters.
-    public let query: [String: String]
     /// The client's address, when known.
     public let remoteAddress: SocketAddress?
     /// The request URI.
     public let uri: String
+
+    /// The decoded query parameters of ``uri``.
+    public var query: [String: String] { URIComponents.split(uri).query }
+
+    init(headers: HTTPHeaders, remoteAddress: SocketAddress?, uri: String) {
+        self.headers = HTTPHeaders(headers.filter { !Self.isUpgradeHeader($0.name) })
+        self.remoteAddress = remoteAddress
+        self.uri = uri
+    }
+
+    private static func isUpgradeHeader(_ name: String) -> Bool {
+        let name = name.lowercased()
+        return name == "connection" || name == "upgrade" || name.hasPrefix("sec-websocket-")
+    }
 }
 
 /// One Engine.IO session: a client connection that survives polling requests and the upgrade
@@ -52,7 +66,6 @@ public final class EngineSocket: Sendable {
     private struct State {
         var machine: SessionStateMachine
         var heartbeat: Heartbeat
-        var heartbeatTimer: Scheduled<Void>?
         var parkedPoll: PollResponder?
         var webSocket: (any Channel)?
         var probe: (any Channel)?
@@ -63,10 +76,11 @@ public final class EngineSocket: Sendable {
     private let state: Mutex<State>
     /// Bytes handed to the WebSocket's event loop and not yet written into the channel.
     private let queuedBytes = Atomic<Int>(0)
-    private let configuration: EngineConfiguration
-    private let logger: Logger
-    private let metrics: EngineMetrics
-    private let onTerminate: @Sendable (EngineSocket, EngineTransport) -> Void
+    /// The server: its configuration, logger and metrics are shared, not copied into each of
+    /// thousands of sessions. It keeps the session in its table until the session ends.
+    private let server: EngineServer
+    private var configuration: EngineConfiguration { server.configuration }
+    private var metrics: EngineMetrics { server.metrics }
 
     init(
         id: String,
@@ -74,22 +88,15 @@ public final class EngineSocket: Sendable {
         protocolVersion: EngineProtocolVersion,
         handshake: EngineHandshakeRequest,
         eventLoop: any EventLoop,
-        configuration: EngineConfiguration,
-        logger: Logger,
-        metrics: EngineMetrics,
-        onTerminate: @escaping @Sendable (EngineSocket, EngineTransport) -> Void
+        server: EngineServer
     ) {
         self.id = id
         self.handshake = handshake
         self.eventLoop = eventLoop
         self.protocolVersion = protocolVersion
         self.base64Only = handshake.query["b64"].map { $0 == "1" || $0 == "true" } ?? false
-        self.configuration = configuration
-        var logger = logger
-        logger[metadataKey: "eio.sid"] = .string(id)
-        self.logger = logger
-        self.metrics = metrics
-        self.onTerminate = onTerminate
+        self.server = server
+        let configuration = server.configuration
         self.state = Mutex(
             State(
                 machine: SessionStateMachine(transport: transport, maxQueuedBytes: configuration.maxBufferedBytes),
@@ -99,6 +106,14 @@ public final class EngineSocket: Sendable {
                 )
             )
         )
+    }
+
+    /// The server's logger with this session's id. Made when something is logged, not kept: a
+    /// logger with its own metadata costs each of thousands of sessions half a kilobyte.
+    private var logger: Logger {
+        var logger = server.logger
+        logger[metadataKey: "eio.sid"] = .string(id)
+        return logger
     }
 
     /// The transport currently carrying the session.
@@ -266,7 +281,7 @@ public final class EngineSocket: Sendable {
     /// Checks the bound once a channel is flushed: the bytes waiting for the loop plus those NIO
     /// holds for the socket may not pass ``EngineConfiguration/maxBufferedBytes``; a client that
     /// lets them is closed.
-    fileprivate func flushed(_ channel: any Channel) {
+    func flushed(_ channel: any Channel) {
         let waiting = queuedBytes.load(ordering: .relaxed)
         let buffered = (try? channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
         if waiting + buffered > configuration.maxBufferedBytes {
@@ -311,7 +326,6 @@ public final class EngineSocket: Sendable {
             guard action.wasOpen else { return nil }
             state.heartbeat.stop()
             let snapshot = state
-            state.heartbeatTimer = nil
             state.upgradeTimer = nil
             state.parkedPoll = nil
             state.webSocket = nil
@@ -321,13 +335,12 @@ public final class EngineSocket: Sendable {
         }
         guard let (closed, answerPoll) = taken else { return }
         logger.debug("session closed", metadata: ["eio.reason": .string(reason.rawValue)])
-        closed.heartbeatTimer?.cancel()
         closed.upgradeTimer?.cancel()
         if answerPoll { closed.parkedPoll?.respond(packets: [EnginePacket(.close)]) }
         let code: WebSocketErrorCode = reason == .serverShuttingDown ? .goingAway : .normalClosure
         if let channel = closed.webSocket { Self.closeWebSocket(channel, code: code) }
         if let channel = closed.probe { Self.closeWebSocket(channel, code: code) }
-        onTerminate(self, closed.machine.transport)
+        server.sessionEnded(self, transport: closed.machine.transport)
         closed.handlers.close?(reason)
     }
 
@@ -377,20 +390,16 @@ public final class EngineSocket: Sendable {
         scheduleHeartbeat(at: deadline)
     }
 
+    /// Sets the heartbeat's timer, one of its event loop's ``HeartbeatTimers``.
     private func scheduleHeartbeat(at deadline: NIODeadline) {
-        let task = eventLoop.scheduleTask(deadline: deadline) { [weak self] in
-            guard let self else { return }
-            self.heartbeatFired()
+        if eventLoop.inEventLoop {
+            HeartbeatTimers.of(eventLoop).schedule(self, at: deadline)
+        } else {
+            eventLoop.execute { HeartbeatTimers.of(self.eventLoop).schedule(self, at: deadline) }
         }
-        let stale = state.withLock { state -> Bool in
-            guard state.machine.phase != .closed else { return true }
-            state.heartbeatTimer = task
-            return false
-        }
-        if stale { task.cancel() }
     }
 
-    private func heartbeatFired() {
+    func heartbeatFired() {
         let action = state.withLock { $0.heartbeat.timerFired(now: .now()) }
         switch action {
         case .sendPing(let next):
@@ -536,45 +545,4 @@ public final class EngineSocket: Sendable {
         if isCurrent { close(reason: .transportClose) } else { abandonUpgrade(channel) }
     }
 
-}
-
-/// Flushes, once per event-loop tick, every WebSocket channel written to during the tick. One per
-/// event loop; used only on its loop.
-final class LoopFlusher: @unchecked Sendable {
-    private let loop: any EventLoop
-    private var pending: [(channel: any Channel, session: EngineSocket)] = []
-    private var written = Set<ObjectIdentifier>()
-
-    private init(loop: any EventLoop) { self.loop = loop }
-
-    private static let registry = Mutex<[ObjectIdentifier: LoopFlusher]>([:])
-
-    /// The flusher of `loop`.
-    static func of(_ loop: any EventLoop) -> LoopFlusher {
-        registry.withLock { registry in
-            if let flusher = registry[ObjectIdentifier(loop)] { return flusher }
-            let flusher = LoopFlusher(loop: loop)
-            registry[ObjectIdentifier(loop)] = flusher
-            return flusher
-        }
-    }
-
-    /// Notes that `channel` has unflushed writes; the first note of a tick queues the flush,
-    /// which runs after the tasks already queued.
-    func needsFlush(_ channel: any Channel, session: EngineSocket) {
-        loop.assertInEventLoop()
-        guard written.insert(ObjectIdentifier(channel)).inserted else { return }
-        pending.append((channel, session))
-        if pending.count == 1 { loop.execute { self.flushAll() } }
-    }
-
-    private func flushAll() {
-        let batch = pending
-        pending.removeAll(keepingCapacity: true)
-        written.removeAll(keepingCapacity: true)
-        for (channel, session) in batch {
-            channel.flush()
-            session.flushed(channel)
-        }
-    }
 }

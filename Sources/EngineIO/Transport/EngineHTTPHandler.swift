@@ -212,7 +212,7 @@ final class EngineHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
 
 extension EngineHandshakeRequest {
     init(head: HTTPRequestHead, remoteAddress: SocketAddress?) {
-        self.init(headers: head.headers, query: URIComponents.split(head.uri).query, remoteAddress: remoteAddress, uri: head.uri)
+        self.init(headers: head.headers, remoteAddress: remoteAddress, uri: head.uri)
     }
 }
 

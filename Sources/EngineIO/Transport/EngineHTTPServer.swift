@@ -53,9 +53,10 @@ public final class EngineHTTPServer: Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 4)
-            // NIO keeps each connection's receive buffers for reuse; chat traffic is small, so
-            // they start at 512 bytes (not 2 KiB) and grow only for connections that need it.
-            .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 512, maximum: 65536))
+            // NIO keeps each connection's receive buffer for reuse. Most connections of a chat
+            // server are quiet (a pong every 25 s), so it starts at 128 bytes, not 2 KiB; the
+            // allocator grows it for the connections that send more.
+            .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 128, maximum: 65536))
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try Self.configure(channel, engine: engine, fallback: fallback, maxBody: maxBody, maxFrame: maxFrame)

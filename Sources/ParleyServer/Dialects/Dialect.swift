@@ -51,15 +51,18 @@ final class DialectTable: Sendable {
     }
 }
 
-/// A socket's event handler that runs only if the socket speaks `dialect` (fixing it if not yet).
-extension Socket {
-    func on(_ event: String, in dialect: Dialect, table: DialectTable, _ handler: @escaping EventHandler) {
-        on(event) { [self] args, ack in
-            guard speaks(dialect, table: table) else { return }
-            await handler(args, ack)
+/// An event handler of the namespace that runs only for sockets that speak `dialect` (fixing it
+/// if not yet).
+extension Namespace {
+    func on(_ event: String, in dialect: Dialect, table: DialectTable, _ handler: @escaping SocketEventHandler) {
+        on(event) { socket, args, ack in
+            guard socket.speaks(dialect, table: table) else { return }
+            await handler(socket, args, ack)
         }
     }
+}
 
+extension Socket {
     /// Claims the socket for `dialect` (see ``DialectTable/claim(_:as:)``); a socket fixed to
     /// a dialect joins that dialect's room of everyone.
     func speaks(_ dialect: Dialect, table: DialectTable) -> Bool {

@@ -30,116 +30,123 @@ enum NativeChat {
             }
             socket.data[identityKey] = NativeDialect.user(identity)
         }
+        // Handlers are the namespace's, not each socket's: an idle connection costs no closures.
+        let limits = ConnectionLimits(service: service)
         namespace.onConnection { socket in
             guard let identity = identity(of: socket) else { return }
+            await service.connected(identity, on: ConnectionID(rawValue: socket.id))
+        }
+        namespace.onDisconnect { socket, _ in
             let connection = ConnectionID(rawValue: socket.id)
-            let limits = ConnectionLimits(service: service)
-            await service.connected(identity, on: connection)
-            socket.onDisconnect { _ in
-                service.disconnected(connection)
-                dialects.forget(connection)
+            service.disconnected(connection)
+            limits.forget(connection)
+            dialects.forget(connection)
+        }
+        let command = { (event: String, limit: ConnectionLimits.Kind?, run: @escaping @Sendable (Caller, Request) async throws -> JSONObject) in
+            NativeChat.command(namespace, event, limit: limit, limits: limits, dialects: dialects) { caller, request, reply in
+                reply(.success(try await run(caller, request)))
             }
-            let command = { (event: String, limit: ConnectionLimits.Bucket?, run: @escaping @Sendable (Request) async throws -> JSONObject) in
-                NativeChat.command(socket, event, limit: limit, dialects: dialects, run)
-            }
+        }
 
-            socket.on("me", in: .native, table: dialects) { _, ack in
-                ack(NativeDialect.success(["user": NativeDialect.user(identity)]))
+        namespace.on("me", in: .native, table: dialects) { socket, _, ack in
+            guard let identity = identity(of: socket) else { return }
+            ack(NativeDialect.success(["user": NativeDialect.user(identity)]))
+        }
+        command("room:join", .joins) { caller, request in
+            let room = try request.string("room")
+            let (stored, members) = try await service.join(room, as: caller.identity, on: caller.connection)
+            let retention = try await service.retention(of: .room(stored.name))
+            return ["room": NativeDialect.room(stored, retention: retention), "members": .array(NativeDialect.sortedByName(members).map(NativeDialect.user))]
+        }
+        command("room:retention", nil) { caller, request in
+            try await service.setRetention(try request.retention(), ofRoom: try request.string("room"), by: caller.identity)
+            return [:]
+        }
+        command("dm:retention", nil) { caller, request in
+            try await service.setRetention(try request.retention(), withFriend: try request.string("with"), by: caller.identity)
+            return [:]
+        }
+        command("room:leave", nil) { caller, request in
+            try await service.leave(try request.string("room"), as: caller.identity, on: caller.connection)
+            return [:]
+        }
+        command("room:members", nil) { caller, request in
+            let room = try request.string("room")
+            return ["members": .array(NativeDialect.sortedByName(try service.members(of: room, on: caller.connection)).map(NativeDialect.user))]
+        }
+        // Answered once stored; the socket's next command runs while the message commits.
+        NativeChat.command(namespace, "message:send", limit: .messages, limits: limits, dialects: dialects) { caller, request, reply in
+            try await service.submit(
+                try request.optionalString("text") ?? "", image: try request.optionalBinary("image"), to: try request.string("room"),
+                clientID: try request.optionalString("clientId"), from: caller.identity, on: caller.connection
+            ) { result in
+                reply(result.map { ["message": NativeDialect.message($0)] })
             }
-            command("room:join", limits.joins) { request in
-                let room = try request.string("room")
-                let (stored, members) = try await service.join(room, as: identity, on: connection)
-                let retention = try await service.retention(of: .room(stored.name))
-                return ["room": NativeDialect.room(stored, retention: retention), "members": .array(NativeDialect.sortedByName(members).map(NativeDialect.user))]
-            }
-            command("room:retention", nil) { request in
-                try await service.setRetention(try request.retention(), ofRoom: try request.string("room"), by: identity)
-                return [:]
-            }
-            command("dm:retention", nil) { request in
-                try await service.setRetention(try request.retention(), withFriend: try request.string("with"), by: identity)
-                return [:]
-            }
-            command("room:leave", nil) { request in
-                try await service.leave(try request.string("room"), as: identity, on: connection)
-                return [:]
-            }
-            command("room:members", nil) { request in
-                let room = try request.string("room")
-                return ["members": .array(NativeDialect.sortedByName(try service.members(of: room, on: connection)).map(NativeDialect.user))]
-            }
-            command("message:send", limits.messages) { request in
-                let stored = try await service.send(
-                    try request.optionalString("text") ?? "", image: try request.optionalBinary("image"), to: try request.string("room"),
-                    clientID: try request.optionalString("clientId"), from: identity, on: connection
-                )
-                return ["message": NativeDialect.message(stored)]
-            }
-            command("history:get", nil) { request in
-                let before = try request.optionalInteger("before").map(Int64.init)
-                let limit = try request.optionalInteger("limit")
-                if let handle = try request.optionalString("with") {
-                    let page = try await service.directHistory(with: handle, before: before, limit: limit, for: identity)
-                    return ["messages": .array(page.messages.map { NativeDialect.message($0) }), "more": .bool(page.more)]
-                }
-                let page = try await service.history(of: try request.string("room"), before: before, limit: limit, for: identity, on: connection)
+        }
+        command("history:get", nil) { caller, request in
+            let before = try request.optionalInteger("before").map(Int64.init)
+            let limit = try request.optionalInteger("limit")
+            if let handle = try request.optionalString("with") {
+                let page = try await service.directHistory(with: handle, before: before, limit: limit, for: caller.identity)
                 return ["messages": .array(page.messages.map { NativeDialect.message($0) }), "more": .bool(page.more)]
             }
-            command("dm:send", limits.messages) { request in
-                let (stored, recipient) = try await service.sendDirect(
-                    try request.optionalString("text") ?? "", image: try request.optionalBinary("image"), to: try request.string("to"),
-                    clientID: try request.optionalString("clientId"), from: identity
-                )
-                return ["message": NativeDialect.message(stored, to: recipient)]
-            }
-            command("image:get", nil) { request in
-                guard let id = try request.optionalInteger("id") else { throw ChatError(.invalidArgument, "id must be a message id.") }
-                let image = try await service.image(ofMessage: Int64(id), for: identity, on: connection)
-                return ["type": .string(image.type), "data": .binary(ByteBuffer(bytes: image.data ?? Data()))]
-            }
-            command("message:delivered", nil) { request in
-                try await service.delivered(try request.ids("ids"), by: identity)
-                return [:]
-            }
-            command("message:read", nil) { request in
-                try await service.read(try request.ids("ids"), by: identity, on: connection)
-                return [:]
-            }
-            command("typing", limits.messages) { request in
-                try await service.typing(
-                    in: try request.optionalString("room"), to: try request.optionalString("to"),
-                    isTyping: try request.optionalBool("typing") ?? true, from: identity, on: connection
-                )
-                return [:]
-            }
-            command("friend:request", limits.joins) { request in
-                ["status": .string(try await service.requestFriend(try request.string("handle"), from: identity).rawValue)]
-            }
-            command("room:clear", nil) { request in
-                ["deleted": .number(Double(try await service.clearHistory(of: try request.string("room"), by: identity)))]
-            }
-            command("room:remove", nil) { request in
-                try await service.remove(UserID(rawValue: try request.string("user")), from: try request.string("room"), by: identity)
-                return [:]
-            }
-            command("friend:accept", nil) { request in
-                ["user": NativeDialect.user(try await service.acceptFriend(try request.string("handle"), by: identity))]
-            }
-            command("friend:reject", nil) { request in
-                try await service.rejectFriend(try request.string("handle"), by: identity)
-                return [:]
-            }
-            command("friend:list", nil) { _ in
-                NativeDialect.friends(try await service.friends(of: identity))
-            }
-            command("block", nil) { request in
-                try await service.block(try request.string("handle"), by: identity)
-                return [:]
-            }
-            command("unblock", nil) { request in
-                try await service.unblock(try request.string("handle"), by: identity)
-                return [:]
-            }
+            let page = try await service.history(of: try request.string("room"), before: before, limit: limit, for: caller.identity, on: caller.connection)
+            return ["messages": .array(page.messages.map { NativeDialect.message($0) }), "more": .bool(page.more)]
+        }
+        command("dm:send", .messages) { caller, request in
+            let (stored, recipient) = try await service.sendDirect(
+                try request.optionalString("text") ?? "", image: try request.optionalBinary("image"), to: try request.string("to"),
+                clientID: try request.optionalString("clientId"), from: caller.identity
+            )
+            return ["message": NativeDialect.message(stored, to: recipient)]
+        }
+        command("image:get", nil) { caller, request in
+            guard let id = try request.optionalInteger("id") else { throw ChatError(.invalidArgument, "id must be a message id.") }
+            let image = try await service.image(ofMessage: Int64(id), for: caller.identity, on: caller.connection)
+            return ["type": .string(image.type), "data": .binary(ByteBuffer(bytes: image.data ?? Data()))]
+        }
+        command("message:delivered", nil) { caller, request in
+            try await service.delivered(try request.ids("ids"), by: caller.identity)
+            return [:]
+        }
+        command("message:read", nil) { caller, request in
+            try await service.read(try request.ids("ids"), by: caller.identity, on: caller.connection)
+            return [:]
+        }
+        command("typing", .messages) { caller, request in
+            try await service.typing(
+                in: try request.optionalString("room"), to: try request.optionalString("to"),
+                isTyping: try request.optionalBool("typing") ?? true, from: caller.identity, on: caller.connection
+            )
+            return [:]
+        }
+        command("friend:request", .joins) { caller, request in
+            ["status": .string(try await service.requestFriend(try request.string("handle"), from: caller.identity).rawValue)]
+        }
+        command("room:clear", nil) { caller, request in
+            ["deleted": .number(Double(try await service.clearHistory(of: try request.string("room"), by: caller.identity)))]
+        }
+        command("room:remove", nil) { caller, request in
+            try await service.remove(UserID(rawValue: try request.string("user")), from: try request.string("room"), by: caller.identity)
+            return [:]
+        }
+        command("friend:accept", nil) { caller, request in
+            ["user": NativeDialect.user(try await service.acceptFriend(try request.string("handle"), by: caller.identity))]
+        }
+        command("friend:reject", nil) { caller, request in
+            try await service.rejectFriend(try request.string("handle"), by: caller.identity)
+            return [:]
+        }
+        command("friend:list", nil) { caller, _ in
+            NativeDialect.friends(try await service.friends(of: caller.identity))
+        }
+        command("block", nil) { caller, request in
+            try await service.block(try request.string("handle"), by: caller.identity)
+            return [:]
+        }
+        command("unblock", nil) { caller, request in
+            try await service.unblock(try request.string("handle"), by: caller.identity)
+            return [:]
         }
     }
 
@@ -150,26 +157,42 @@ enum NativeChat {
         return Identity(id: UserID(rawValue: id), name: name, kind: kind)
     }
 
+    /// Who sent a command: the socket's identity and connection.
+    struct Caller: Sendable {
+        let identity: Identity
+        let connection: ConnectionID
+    }
+
+    /// How a command answers: the fields of a success, or the refusal.
+    typealias Reply = @Sendable (Result<JSONObject, ChatError>) -> Void
+
     /// Registers a command: its first argument must be an object; the ack gets
-    /// `{"ok": true, …}` or `{"ok": false, "error": {code, message}}`.
+    /// `{"ok": true, …}` or `{"ok": false, "error": {code, message}}`, from `run`'s call of its
+    /// reply (which may come after `run` returns) or from the error it throws.
     static func command(
-        _ socket: Socket, _ event: String, limit: ConnectionLimits.Bucket?, dialects: DialectTable,
-        _ run: @escaping @Sendable (Request) async throws -> JSONObject
+        _ namespace: Namespace, _ event: String, limit: ConnectionLimits.Kind?, limits: ConnectionLimits, dialects: DialectTable,
+        _ run: @escaping @Sendable (Caller, Request, @escaping Reply) async throws -> Void
     ) {
-        socket.on(event, in: .native, table: dialects) { args, ack in
-            let reply: JSONValue
+        namespace.on(event, in: .native, table: dialects) { socket, args, ack in
+            let reply: Reply = { result in
+                switch result {
+                case .success(let fields): ack(NativeDialect.success(fields))
+                case .failure(let error): ack(NativeDialect.failure(error))
+                }
+            }
             do {
-                try limit?.take()
+                guard let identity = identity(of: socket) else { throw ChatError(.unauthorized, "This connection has no identity.") }
+                let caller = Caller(identity: identity, connection: ConnectionID(rawValue: socket.id))
+                if let limit { try limits.take(limit, on: caller.connection) }
                 guard let object = args.first?.objectValue else {
                     throw ChatError(.invalidArgument, "\(event) takes an object as its argument.")
                 }
-                reply = NativeDialect.success(try await run(Request(object: object)))
+                try await run(caller, Request(object: object), reply)
             } catch let error as ChatError {
-                reply = NativeDialect.failure(error)
+                reply(.failure(error))
             } catch {
-                reply = NativeDialect.failure(ChatError(.internalError, "The server could not complete this."))
+                reply(.failure(ChatError(.internalError, "The server could not complete this.")))
             }
-            ack(reply)
         }
     }
 
@@ -226,32 +249,44 @@ enum NativeChat {
     }
 }
 
-/// The rate limits of one connection.
+/// The rate limits of every connection: two token buckets (messages, joins) per connection,
+/// made the first time the connection is limited, so a silent connection costs nothing here.
 final class ConnectionLimits: Sendable {
-    /// One token bucket, checked against the service's clock.
-    final class Bucket: Sendable {
-        private let bucket: Mutex<TokenBucket>
-        private let service: ChatService
-
-        init(_ limit: RateLimit, service: ChatService) {
-            self.bucket = Mutex(TokenBucket(limit))
-            self.service = service
-        }
-
-        /// Takes a token, or refuses with `rate_limited` and how long to wait.
-        func take() throws(ChatError) {
-            let now = service.now
-            if let wait = bucket.withLock({ $0.take(now: now) }) {
-                throw ChatError(.rateLimited, "Too many requests; try again in \(wait) ms.")
-            }
-        }
+    /// Which limit an action counts against.
+    enum Kind: Sendable {
+        case messages
+        case joins
     }
 
-    let messages: Bucket
-    let joins: Bucket
+    private struct Buckets {
+        var messages: TokenBucket
+        var joins: TokenBucket
+    }
+
+    private let table = Mutex<[ConnectionID: Buckets]>([:])
+    private let service: ChatService
 
     init(service: ChatService) {
-        messages = Bucket(service.configuration.messageRate, service: service)
-        joins = Bucket(service.configuration.joinRate, service: service)
+        self.service = service
+    }
+
+    /// Takes a token of `kind` for `connection`, or refuses with `rate_limited` and how long to
+    /// wait, checked against the service's clock.
+    func take(_ kind: Kind, on connection: ConnectionID) throws(ChatError) {
+        let now = service.now
+        let configuration = service.configuration
+        let wait = table.withLock { table -> Timestamp? in
+            let fresh = Buckets(messages: TokenBucket(configuration.messageRate), joins: TokenBucket(configuration.joinRate))
+            switch kind {
+            case .messages: return table[connection, default: fresh].messages.take(now: now)
+            case .joins: return table[connection, default: fresh].joins.take(now: now)
+            }
+        }
+        if let wait { throw ChatError(.rateLimited, "Too many requests; try again in \(wait) ms.") }
+    }
+
+    /// Drops the buckets of a connection that has gone.
+    func forget(_ connection: ConnectionID) {
+        table.withLock { _ = $0.removeValue(forKey: connection) }
     }
 }

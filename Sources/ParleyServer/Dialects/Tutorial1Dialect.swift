@@ -17,22 +17,27 @@ enum Tutorial1Dialect {
         return DialectRendering(event: "message", payload: .object(payload))
     }
 
-    static func install(on socket: Socket, service: ChatService, dialects: DialectTable) {
-        let connection = ConnectionID(rawValue: socket.id)
-        let identity = { @Sendable in Identity(id: UserID(rawValue: socket.id), name: socket.data[nameKey]?.stringValue ?? "", kind: .guest) }
-        socket.on("login", in: .tutorial1, table: dialects) { args, _ in
+    static func install(on namespace: Namespace, service: ChatService, dialects: DialectTable) {
+        namespace.on("login", in: .tutorial1, table: dialects) { socket, args, _ in
             guard let name = args.first?.stringValue else { return }
             socket.data[nameKey] = .string(name)
         }
-        socket.on("join") { args, _ in
+        namespace.on("join") { socket, args, _ in
             // An object `join` is tutorial 2's; only a string is this dialect's.
             guard let room = args.first?.stringValue, socket.speaks(.tutorial1, table: dialects) else { return }
-            guard (try? await service.join(room, as: identity(), on: connection, uniqueName: false)) != nil else { return }
+            let connection = ConnectionID(rawValue: socket.id)
+            guard (try? await service.join(room, as: identity(of: socket), on: connection, uniqueName: false)) != nil else { return }
             socket.data[roomKey] = .string(room)
         }
-        socket.on("chat", in: .tutorial1, table: dialects) { args, _ in
+        namespace.on("chat", in: .tutorial1, table: dialects) { socket, args, _ in
             guard let room = socket.data[roomKey]?.stringValue, let text = args.first?.stringValue else { return }
-            _ = try? await service.send(text, to: room, clientID: nil, from: identity(), on: connection)
+            // Not waiting for the store: the socket's next event runs while the message commits.
+            try? await service.submit(text, to: room, clientID: nil, from: identity(of: socket), on: ConnectionID(rawValue: socket.id)) { _ in }
         }
+    }
+
+    /// A tutorial-1 socket is a guest named by its `login` (no name before it).
+    private static func identity(of socket: Socket) -> Identity {
+        Identity(id: UserID(rawValue: socket.id), name: socket.data[nameKey]?.stringValue ?? "", kind: .guest)
     }
 }

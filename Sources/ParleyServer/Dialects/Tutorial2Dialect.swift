@@ -25,9 +25,8 @@ enum Tutorial2Dialect {
         }
     }
 
-    static func install(on socket: Socket, service: ChatService, dialects: DialectTable) {
-        let connection = ConnectionID(rawValue: socket.id)
-        socket.on("join") { args, ack in
+    static func install(on namespace: Namespace, service: ChatService, dialects: DialectTable) {
+        namespace.on("join") { socket, args, ack in
             // A string `join` is tutorial 1's; only an object is this dialect's.
             guard let request = args.first?.objectValue, socket.speaks(.tutorial2, table: dialects) else { return }
             let name = (request["name"]?.stringValue ?? "").trimmingWhitespace.lowercased()
@@ -37,7 +36,7 @@ enum Tutorial2Dialect {
             socket.emit("message", ["user": "admin", "text": .string("\(name), welcome to room \(room).")])
             let identity = Identity(id: UserID(rawValue: socket.id), name: name, kind: .guest)
             do throws(ChatError) {
-                _ = try await service.join(room, as: identity, on: connection)
+                _ = try await service.join(room, as: identity, on: ConnectionID(rawValue: socket.id))
             } catch {
                 return ack(.string(error.code == .nameTaken ? "Username is taken." : error.message))
             }
@@ -45,13 +44,15 @@ enum Tutorial2Dialect {
             socket.data[roomKey] = .string(room)
             ack()
         }
-        socket.on("sendMessage", in: .tutorial2, table: dialects) { args, ack in
+        namespace.on("sendMessage", in: .tutorial2, table: dialects) { socket, args, ack in
             guard let name = socket.data[nameKey]?.stringValue, let room = socket.data[roomKey]?.stringValue,
                   let text = args.first?.stringValue
             else { return }
             let identity = Identity(id: UserID(rawValue: socket.id), name: name, kind: .guest)
-            guard (try? await service.send(text, to: room, clientID: nil, from: identity, on: connection)) != nil else { return }
-            ack()
+            // Acknowledged once stored; the socket's next event runs while the message commits.
+            try? await service.submit(text, to: room, clientID: nil, from: identity, on: ConnectionID(rawValue: socket.id)) { result in
+                if case .success = result { ack() }
+            }
         }
     }
 }

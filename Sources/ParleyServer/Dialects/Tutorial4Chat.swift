@@ -39,26 +39,26 @@ final class Tutorial4Chat: Sendable {
         io.to(Dialect.tutorial4.everyone).emit("RetrieveChatRoomData", .array(history))
     }
 
-    func install(on socket: Socket, dialects: DialectTable) {
-        socket.on("CreateUserData", in: .tutorial4, table: dialects) { _, _ in
+    func install(on namespace: Namespace, dialects: DialectTable) {
+        namespace.on("CreateUserData", in: .tutorial4, table: dialects) { socket, _, _ in
             var generator = SystemRandomNumberGenerator()
             let username = "\(Self.adjectives.randomElement(using: &generator)!)_\(Self.names.randomElement(using: &generator)!)"
             socket.emit("SetUserData", ["userID": .string(UUID().uuidString.lowercased()), "username": .string(username)])
         }
-        socket.on("UserEnteredRoom", in: .tutorial4, table: dialects) { [self] args, _ in
+        namespace.on("UserEnteredRoom", in: .tutorial4, table: dialects) { [self] socket, args, _ in
             let username = args.first?["username"]?.stringValue ?? ""
             update { state in
                 state.history.append(Self.notice("\(username) has entered the chat"))
                 state.entered[socket.id] = username
             }
         }
-        socket.on("SendMessage", in: .tutorial4, table: dialects) { [self] args, _ in
+        namespace.on("SendMessage", in: .tutorial4, table: dialects) { [self] _, args, _ in
             update { $0.history.append(args.first ?? .null) }
         }
-        socket.on("ClearChat", in: .tutorial4, table: dialects) { [self] _, _ in
+        namespace.on("ClearChat", in: .tutorial4, table: dialects) { [self] _, _, _ in
             update { $0.history.removeAll() }
         }
-        socket.onDisconnect { [self] _ in
+        namespace.onDisconnect { [self] socket, _ in
             guard state.withLock({ $0.entered[socket.id] != nil }) else { return }
             update { state in
                 if let username = state.entered.removeValue(forKey: socket.id) {

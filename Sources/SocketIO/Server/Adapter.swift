@@ -55,7 +55,7 @@ public protocol LocalSocketDirectory: AnyObject, Sendable {
 public protocol Adapter: AnyObject, Sendable {
     /// Adds socket `id` to `rooms`.
     func addAll(_ id: String, rooms: Set<String>)
-    /// Removes socket `id` from `room`.
+    /// Removes socket `id` from `room`; a socket stays in its own room (named by its id).
     func remove(_ id: String, from room: String)
     /// Removes socket `id` from every room.
     func removeAll(_ id: String)

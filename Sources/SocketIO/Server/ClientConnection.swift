@@ -45,14 +45,7 @@ final class ClientConnection: Sendable {
     var isLegacy: Bool { engine.protocolVersion == .v3 }
 
     func handshake(auth: JSONObject) -> Handshake {
-        let request = engine.handshake
-        return Handshake(
-            auth: auth,
-            headers: request.headers,
-            query: request.query,
-            address: request.remoteAddress?.ipAddress,
-            url: request.uri
-        )
+        Handshake(auth: auth, request: engine.handshake)
     }
 
     // MARK: Incoming

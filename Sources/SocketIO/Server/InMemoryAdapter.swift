@@ -6,11 +6,27 @@ import Synchronization
 /// The adapter of a single node: room tables in memory and, when recovery is on, a log of
 /// recent broadcasts with their offsets and the sessions of recently disconnected sockets.
 public final class InMemoryAdapter: Adapter {
+    /// A socket's own room, named by its id, is implied by its entry in `sids` and kept in
+    /// neither table: a set per socket for a room of one would be most of the tables' memory.
     private struct Tables {
-        /// room → members
+        /// room → members (own rooms apart)
         var rooms: [String: Set<String>] = [:]
-        /// socket → rooms
+        /// socket → the rooms it joined besides its own
         var sids: [String: Set<String>] = [:]
+
+        mutating func add(_ id: String, to rooms: Set<String>) {
+            if sids[id] == nil { sids[id] = [] }
+            for room in rooms where room != id {
+                sids[id]?.insert(room)
+                self.rooms[room, default: []].insert(id)
+            }
+        }
+
+        mutating func remove(_ id: String, from room: String) {
+            guard room != id, sids[id]?.remove(room) != nil, var members = rooms[room] else { return }
+            members.remove(id)
+            rooms[room] = members.isEmpty ? nil : members
+        }
     }
 
     private struct StoredPacket {
@@ -41,38 +57,32 @@ public final class InMemoryAdapter: Adapter {
     }
 
     public func addAll(_ id: String, rooms: Set<String>) {
-        tables.withLock { tables in
-            tables.sids[id, default: []].formUnion(rooms)
-            for room in rooms { tables.rooms[room, default: []].insert(id) }
-        }
+        tables.withLock { $0.add(id, to: rooms) }
     }
 
+    /// Removes `id` from `room`. A socket stays in its own room while it is in the namespace.
     public func remove(_ id: String, from room: String) {
-        tables.withLock { tables in
-            tables.sids[id]?.remove(room)
-            Self.removeMember(id, from: room, in: &tables)
-        }
+        tables.withLock { $0.remove(id, from: room) }
     }
 
     public func removeAll(_ id: String) {
         tables.withLock { tables in
-            guard let rooms = tables.sids.removeValue(forKey: id) else { return }
-            for room in rooms { Self.removeMember(id, from: room, in: &tables) }
+            guard let rooms = tables.sids[id] else { return }
+            for room in rooms { tables.remove(id, from: room) }
+            tables.sids[id] = nil
         }
     }
 
-    private static func removeMember(_ id: String, from room: String, in tables: inout Tables) {
-        guard var members = tables.rooms[room] else { return }
-        members.remove(id)
-        tables.rooms[room] = members.isEmpty ? nil : members
-    }
-
     public func rooms(of id: String) -> Set<String> {
-        tables.withLock { $0.sids[id] ?? [] }
+        tables.withLock { tables in tables.sids[id].map { $0.union([id]) } ?? [] }
     }
 
     public func roomSizes() -> [String: Int] {
-        tables.withLock { $0.rooms.mapValues(\.count) }
+        tables.withLock { tables in
+            var sizes = tables.rooms.mapValues(\.count)
+            for id in tables.sids.keys { sizes[id, default: 0] += 1 }
+            return sizes
+        }
     }
 
     public func socketIDs(_ options: BroadcastOptions) -> Set<String> {
@@ -87,10 +97,12 @@ public final class InMemoryAdapter: Adapter {
             ids = []
             for room in options.rooms {
                 if let members = tables.rooms[room] { ids.formUnion(members) }
+                if tables.sids[room] != nil { ids.insert(room) }
             }
         }
         for room in options.except {
             if let members = tables.rooms[room] { ids.subtract(members) }
+            if tables.sids[room] != nil { ids.remove(room) }
         }
         return ids
     }
@@ -123,20 +135,14 @@ public final class InMemoryAdapter: Adapter {
 
     public func addSockets(_ options: BroadcastOptions, rooms: Set<String>) {
         tables.withLock { tables in
-            for id in Self.select(options, in: tables) {
-                tables.sids[id, default: []].formUnion(rooms)
-                for room in rooms { tables.rooms[room, default: []].insert(id) }
-            }
+            for id in Self.select(options, in: tables) { tables.add(id, to: rooms) }
         }
     }
 
     public func removeSockets(_ options: BroadcastOptions, rooms: Set<String>) {
         tables.withLock { tables in
             for id in Self.select(options, in: tables) {
-                for room in rooms {
-                    tables.sids[id]?.remove(room)
-                    Self.removeMember(id, from: room, in: &tables)
-                }
+                for room in rooms { tables.remove(id, from: room) }
             }
         }
     }

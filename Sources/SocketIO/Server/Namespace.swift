@@ -28,6 +28,11 @@ public final class Namespace: Sendable {
     public typealias Middleware = @Sendable (Socket) async throws -> Void
     /// Called for each socket that joined the namespace.
     public typealias ConnectionHandler = @Sendable (Socket) async -> Void
+    /// Handles one event of any socket of the namespace: the socket, the event's arguments and
+    /// the acknowledgement its sender may wait for.
+    public typealias SocketEventHandler = @Sendable (_ socket: Socket, _ args: [JSONValue], _ ack: Acknowledgement) async -> Void
+    /// Called once for each socket that leaves the namespace.
+    public typealias DisconnectHandler = @Sendable (_ socket: Socket, _ reason: DisconnectReason) async -> Void
 
     /// The name, such as `/` or `/admin`.
     public let name: String
@@ -37,7 +42,15 @@ public final class Namespace: Sendable {
     let recovery: ConnectionStateRecovery?
     let logger: Logger
     let metrics: SocketIOMetrics
-    private let handlers = Mutex<(middlewares: [Middleware], connection: [ConnectionHandler])>(([], []))
+    private struct Handlers {
+        var middlewares: [Middleware] = []
+        var connection: [ConnectionHandler] = []
+        /// By event; shared by every socket, so they cost an idle socket nothing.
+        var events: [String: [SocketEventHandler]] = [:]
+        var disconnect: [DisconnectHandler] = []
+    }
+
+    private let handlers = Mutex(Handlers())
 
     init(
         name: String,
@@ -64,6 +77,40 @@ public final class Namespace: Sendable {
     /// Adds a connection handler.
     public func onConnection(_ handler: @escaping ConnectionHandler) {
         handlers.withLock { $0.connection.append(handler) }
+    }
+
+    /// Adds a handler for `event` from any socket of the namespace. It runs on the socket's
+    /// serial queue like the socket's own handlers (``Socket/on(_:_:)``), after them, in the
+    /// order added.
+    ///
+    /// Prefer these to per-socket handlers for a server with many connections: a closure
+    /// registered on each socket costs memory for as long as the socket lives, one registered
+    /// here costs it once.
+    ///
+    /// ```swift
+    /// io.sockets.on("chat") { socket, args, ack in
+    ///     socket.to("lobby").emit("chat", args)
+    ///     ack("ok")
+    /// }
+    /// ```
+    public func on(_ event: String, _ handler: @escaping SocketEventHandler) {
+        handlers.withLock { $0.events[event, default: []].append(handler) }
+    }
+
+    /// Adds a handler called once for each socket that leaves the namespace, after the socket's
+    /// own disconnect handlers (``Socket/onDisconnect(_:)``).
+    public func onDisconnect(_ handler: @escaping DisconnectHandler) {
+        handlers.withLock { $0.disconnect.append(handler) }
+    }
+
+    /// The namespace's handlers of `event`.
+    func eventHandlers(_ event: String) -> [SocketEventHandler] {
+        handlers.withLock { $0.events[event] ?? [] }
+    }
+
+    /// The namespace's disconnect handlers.
+    var disconnectHandlers: [DisconnectHandler] {
+        handlers.withLock { $0.disconnect }
     }
 
     /// The sockets of this namespace on this node.

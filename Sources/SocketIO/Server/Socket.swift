@@ -9,20 +9,25 @@ import Synchronization
 public struct Handshake: Sendable {
     /// The CONNECT packet's payload (`auth` on the client side).
     public let auth: JSONObject
-    /// The headers of the HTTP request that opened the connection.
-    public let headers: HTTPHeaders
+    /// The HTTP request that opened the connection.
+    let request: EngineHandshakeRequest
+
+    /// The headers of the HTTP request that opened the connection (without those of the
+    /// WebSocket upgrade: `Connection`, `Upgrade`, `Sec-WebSocket-*`).
+    public var headers: HTTPHeaders { request.headers }
     /// The query parameters of that request.
-    public let query: [String: String]
+    public var query: [String: String] { request.query }
     /// The client's address, when known.
-    public let address: String?
+    public var address: String? { request.remoteAddress?.ipAddress }
     /// The request URI.
-    public let url: String
+    public var url: String { request.uri }
 }
 
 /// A client's presence in one namespace: receives its events, sends it events, joins rooms.
 ///
 /// Event handlers of one socket run one at a time, in the order the events arrived, after the
-/// namespace's connection handlers; different sockets run concurrently.
+/// namespace's connection handlers; different sockets run concurrently. Handlers registered on
+/// the namespace (``Namespace/on(_:_:)``) run for every socket, after the socket's own.
 ///
 /// ```swift
 /// io.onConnection { socket in
@@ -51,7 +56,14 @@ public final class Socket: Sendable {
     /// are those of the previous connection, and the broadcasts it missed were replayed).
     public let recovered: Bool
     let connection: ClientConnection
-    let logger: Logger
+
+    /// The namespace's logger with this socket's id. Made when something is logged, not kept:
+    /// a logger with its own metadata costs each of thousands of sockets half a kilobyte.
+    var logger: Logger {
+        var logger = namespace.logger
+        logger[metadataKey: "sio.sid"] = .string(id)
+        return logger
+    }
 
     private typealias Job = @Sendable () async -> Void
 
@@ -92,9 +104,6 @@ public final class Socket: Sendable {
         self.handshake = handshake
         self.recovered = recovered
         self.connection = connection
-        var logger = namespace.logger
-        logger[metadataKey: "sio.sid"] = .string(id)
-        self.logger = logger
         self.state = Mutex(State(data: data))
     }
 
@@ -261,6 +270,7 @@ public final class Socket: Sendable {
             }
             for handler in anyHandlers { await handler(name, args) }
             for handler in handlers { await handler(args, ack) }
+            for handler in namespace.eventHandlers(name) { await handler(self, args, ack) }
         }
     }
 
@@ -313,6 +323,7 @@ public final class Socket: Sendable {
                 return handlers
             }
             for handler in handlers { await handler(reason) }
+            for handler in namespace.disconnectHandlers { await handler(self, reason) }
         }
     }
 }
