@@ -322,7 +322,10 @@ enum BenchRun {
             reply: "step", step: setting
         )
         var result = StepResult(setting: setting, replies: replies)
-        if let cpuBefore, let cpuAfter = probe?.cpuSeconds() { result.serverCPUSeconds = cpuAfter - cpuBefore }
+        if let cpuBefore, let cpuAfter = probe?.cpuSeconds() {
+            result.serverCPUSeconds = cpuAfter.total - cpuBefore.total
+            result.serverSystemCPUSeconds = cpuAfter.system - cpuBefore.system
+        }
         return result
     }
 }
@@ -345,14 +348,15 @@ struct ServerProbe {
         return kilobytes * 1024
     }
 
-    /// User plus system CPU seconds the process has used.
-    func cpuSeconds() -> Double? {
+    /// The CPU seconds the process has used: in all (user plus system), and in the kernel.
+    func cpuSeconds() -> (total: Double, system: Double)? {
         guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
               let close = stat.lastIndex(of: ")")
         else { return nil }
         // After "pid (comm)": field 3 (state) first; utime and stime are fields 14 and 15.
         let fields = stat[stat.index(after: close)...].split(separator: " ")
         guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
-        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+        let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
+        return ((user + system) / ticks, system / ticks)
     }
 }

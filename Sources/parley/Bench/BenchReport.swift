@@ -10,6 +10,9 @@ struct StepResult {
     var deliveriesPerSecond = 0.0
     var p50 = 0.0, p95 = 0.0, p99 = 0.0, max = 0.0
     var serverCPUSeconds: Double?
+    /// The part of ``serverCPUSeconds`` spent in the kernel (on loopback, that includes the
+    /// receiving side of every TCP segment the server sends).
+    var serverSystemCPUSeconds: Double?
     /// Why the step did not pass, in a ceiling run.
     var failure: String?
 
@@ -60,6 +63,7 @@ struct StepResult {
         p99 = json["latencyMs"]?["p99"]?.numberValue ?? 0
         max = json["latencyMs"]?["max"]?.numberValue ?? 0
         serverCPUSeconds = json["serverCPUSeconds"]?.numberValue
+        serverSystemCPUSeconds = json["serverSystemCPUSeconds"]?.numberValue
         failure = json["failure"]?.stringValue
     }
 
@@ -67,6 +71,12 @@ struct StepResult {
     var cpuMicrosPerDelivery: Double? {
         guard let serverCPUSeconds, received > 0 else { return nil }
         return serverCPUSeconds * 1e6 / Double(received)
+    }
+
+    /// The kernel's part of ``cpuMicrosPerDelivery``.
+    var systemCPUMicrosPerDelivery: Double? {
+        guard let serverSystemCPUSeconds, received > 0 else { return nil }
+        return serverSystemCPUSeconds * 1e6 / Double(received)
     }
 
     /// Why this step does not count as sustained, or `nil` when it does.
@@ -97,6 +107,8 @@ struct StepResult {
         ]
         if let serverCPUSeconds { object["serverCPUSeconds"] = .number(serverCPUSeconds) }
         if let cpuMicrosPerDelivery { object["serverCPUMicrosPerDelivery"] = .number(cpuMicrosPerDelivery) }
+        if let serverSystemCPUSeconds { object["serverSystemCPUSeconds"] = .number(serverSystemCPUSeconds) }
+        if let systemCPUMicrosPerDelivery { object["serverSystemCPUMicrosPerDelivery"] = .number(systemCPUMicrosPerDelivery) }
         if let failure { object["failure"] = .string(failure) }
         return .object(object)
     }
@@ -116,7 +128,10 @@ struct StepResult {
         table.add(["latency p95", Table.ms(p95)])
         table.add(["latency p99", Table.ms(p99)])
         table.add(["latency max", Table.ms(max)])
-        if let cpu = cpuMicrosPerDelivery { table.add(["server CPU", String(format: "%.1f µs per delivery", cpu)]) }
+        if let cpu = cpuMicrosPerDelivery {
+            let kernel = systemCPUMicrosPerDelivery.map { String(format: " (%.1f µs in the kernel)", $0) } ?? ""
+            table.add(["server CPU", String(format: "%.1f µs per delivery", cpu) + kernel])
+        }
         return table.text
     }
 
