@@ -178,6 +178,66 @@ def test_max_payload_over_websocket_closes_only_that_client(make_testbed):
     bystander.close()
 
 
+def connected_websocket(server):
+    ws = open_websocket(server.ws_url)
+    ws.recv()
+    ws.send("40")
+    assert ws.recv().startswith("40")
+    return ws
+
+
+def close_code(ws):
+    """The status code of the close frame the server sends next."""
+    opcode, data = ws.recv_data(control_frame=True)
+    while opcode != websocket.ABNF.OPCODE_CLOSE:
+        opcode, data = ws.recv_data(control_frame=True)
+    return int.from_bytes(data[:2], "big")
+
+
+def test_websocket_fragments_pings_and_protocol_errors(make_testbed):
+    server = make_testbed(max_payload=1000)
+    ws = connected_websocket(server)
+    # A text message in three fragments, with a ping between two of them, arrives whole; the
+    # ping is answered at once with its payload.
+    ABNF = websocket.ABNF
+    ws.send_frame(ABNF(fin=0, opcode=ABNF.OPCODE_TEXT, data='42["ec'))
+    ws.send_frame(ABNF(fin=0, opcode=ABNF.OPCODE_CONT, data='ho","in '))
+    ws.ping("are you there")
+    ws.send_frame(ABNF(fin=1, opcode=ABNF.OPCODE_CONT, data='pieces"]'))
+    assert ws.recv_data(control_frame=True) == (ABNF.OPCODE_PONG, b"are you there")
+    assert ws.recv() == '42["echo","in pieces"]'
+    # A frame split across TCP writes is read whole.
+    frame = ABNF(fin=1, opcode=ABNF.OPCODE_TEXT, data='42["echo","slowly"]').format()
+    for index in range(0, len(frame), 3):
+        ws.sock.sendall(frame[index:index + 3])
+        time.sleep(0.01)
+    assert ws.recv() == '42["echo","slowly"]'
+    ws.close()
+
+    # An unmasked client frame is a protocol error: close 1002.
+    ws = connected_websocket(server)
+    ws.sock.sendall(b"\x81\x02hi")
+    assert close_code(ws) == 1002
+    # So is a continuation with no message to continue.
+    ws = connected_websocket(server)
+    ws.send_frame(ABNF(fin=1, opcode=ABNF.OPCODE_CONT, data="x"))
+    assert close_code(ws) == 1002
+    # A frame that announces more than maxPayload is refused from its header: close 1009.
+    ws = connected_websocket(server)
+    ws.sock.sendall(b"\x81\xfe" + (2000).to_bytes(2, "big") + b"mask")
+    assert close_code(ws) == 1009
+    # As is a message whose fragments add up to more.
+    ws = connected_websocket(server)
+    ws.send_frame(ABNF(fin=0, opcode=ABNF.OPCODE_TEXT, data="4" * 600))
+    ws.send_frame(ABNF(fin=1, opcode=ABNF.OPCODE_CONT, data="2" * 600))
+    assert close_code(ws) == 1009
+    # The server is still there for everyone else.
+    ws = connected_websocket(server)
+    ws.send('421["echo","fine"]')
+    assert ws.recv() == '431["fine"]'
+    ws.close()
+
+
 @pytest.mark.parametrize("transport", ["polling", "websocket"])
 def test_ping_timeout_closes_a_silent_client(make_testbed, transport):
     server = make_testbed(ping_interval=200, ping_timeout=300)

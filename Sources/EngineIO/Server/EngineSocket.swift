@@ -272,7 +272,7 @@ public final class EngineSocket: Sendable {
     /// `flusher`, which flushes every channel written in this loop tick once, after the tick's
     /// other tasks: a client that several broadcasts reach in one tick gets them in one system
     /// call.
-    private func writeFrames(_ frames: [WebSocketFrame], bytes: Int, to channel: any Channel, flusher: LoopFlusher) {
+    private func writeFrames(_ frames: [ByteBuffer], bytes: Int, to channel: any Channel, flusher: LoopFlusher) {
         for frame in frames { channel.write(frame, promise: nil) }
         queuedBytes.subtract(bytes, ordering: .relaxed)
         flusher.needsFlush(channel, session: self)
@@ -303,16 +303,16 @@ public final class EngineSocket: Sendable {
         }
     }
 
-    /// The WebSocket frame of a packet: the wire form as is, except that v3 binary frames start
-    /// with the packet type byte.
-    static func frame(_ packet: EnginePacket, version: EngineProtocolVersion) -> WebSocketFrame {
-        guard packet.isBinary else { return WebSocketFrame(fin: true, opcode: .text, data: packet.wire) }
-        guard version == .v3 else { return WebSocketFrame(fin: true, opcode: .binary, data: packet.wire) }
+    /// The WebSocket frame of a packet, whole (header and payload): the wire form as is, except
+    /// that v3 binary frames start with the packet type byte.
+    static func frame(_ packet: EnginePacket, version: EngineProtocolVersion) -> ByteBuffer {
+        guard packet.isBinary else { return WebSocketWire.frame(.text, packet.wire) }
+        guard version == .v3 else { return WebSocketWire.frame(.binary, packet.wire) }
         var data = ByteBuffer()
         data.reserveCapacity(packet.wire.readableBytes + 1)
         data.writeInteger(EnginePacketType.message.rawValue)
         data.writeImmutableBuffer(packet.wire)
-        return WebSocketFrame(fin: true, opcode: .binary, data: data)
+        return WebSocketWire.frame(.binary, data)
     }
 
     // MARK: Closing
@@ -346,10 +346,7 @@ public final class EngineSocket: Sendable {
 
     static func closeWebSocket(_ channel: any Channel, code: WebSocketErrorCode = .normalClosure) {
         channel.eventLoop.execute {
-            var data = channel.allocator.buffer(capacity: 2)
-            data.write(webSocketErrorCode: code)
-            let frame = WebSocketFrame(fin: true, opcode: .connectionClose, data: data)
-            channel.writeAndFlush(frame).whenComplete { _ in channel.close(promise: nil) }
+            channel.writeAndFlush(WebSocketWire.closeFrame(code)).whenComplete { _ in channel.close(promise: nil) }
         }
     }
 

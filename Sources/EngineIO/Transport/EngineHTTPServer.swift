@@ -70,20 +70,16 @@ public final class EngineHTTPServer: Sendable {
 
     static let httpHandlerName = "engineio.http"
 
-    /// Creates one of each pipeline handler before any connection arrives. The first two
-    /// connections of a fresh process used to build their pipelines on two event loops at once,
-    /// and the concurrent first instantiation of the generic handler types' metadata crashed
-    /// the Swift runtime (seen about once in two hundred starts). Doing it here, on one thread,
-    /// leaves the loops only cached metadata to read.
+    /// Creates one of each generic pipeline handler before any connection arrives. The first
+    /// two connections of a fresh process used to build their pipelines on two event loops at
+    /// once, and the concurrent first instantiation of the generic handler types' metadata
+    /// crashed the Swift runtime (seen about once in two hundred starts). Doing it here, on one
+    /// thread, leaves the loops only cached metadata to read.
     private static let instantiateHandlerTypesOnce: Void = {
         _ = ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes))
         _ = HTTPResponseEncoder()
         _ = HTTPServerPipelineHandler()
         _ = HTTPServerProtocolErrorHandler()
-        _ = ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: 1 << 14))
-        _ = WebSocketFrameEncoder()
-        _ = WebSocketProtocolErrorHandler()
-        _ = NIOWebSocketFrameAggregator(minNonFinalFragmentSize: 0, maxAccumulatedFrameCount: 1, maxAccumulatedFrameSize: 1)
         let handlers: [any RemovableChannelHandler] = [HTTPServerPipelineHandler()]
         _ = handlers
     }()
@@ -93,7 +89,8 @@ public final class EngineHTTPServer: Sendable {
     }
 
     /// Builds a connection's pipeline: HTTP/1.1 with pipelining assistance, then a WebSocket
-    /// upgrade handler, then the engine's handler. NIO's upgrade handler only looks at the first
+    /// upgrade handler, then the engine's handler. After an upgrade, the pipeline is the
+    /// engine's WebSocket handler alone. NIO's upgrade handler only looks at the first
     /// request of a connection, but clients (aiohttp among them) upgrade on a reused keep-alive
     /// connection; so the engine's handler arms a fresh one before every request.
     private static func configure(
@@ -103,25 +100,7 @@ public final class EngineHTTPServer: Sendable {
         maxBody: Int,
         maxFrame: Int
     ) throws {
-        let upgrader = NIOWebSocketServerUpgrader(
-            maxFrameSize: maxFrame,
-            automaticErrorHandling: true,
-            shouldUpgrade: { channel, head in
-                channel.eventLoop.makeSucceededFuture(engine.acceptsWebSocket(head) ? HTTPHeaders() : nil)
-            },
-            upgradePipelineHandler: { channel, head in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandlers([
-                        NIOWebSocketFrameAggregator(
-                            minNonFinalFragmentSize: 0,
-                            maxAccumulatedFrameCount: 1 << 16,
-                            maxAccumulatedFrameSize: maxFrame
-                        ),
-                        EngineWebSocketHandler(engine: engine, head: head),
-                    ])
-                }
-            }
-        )
+        let upgrader = EngineWebSocketUpgrader(engine: engine, maxMessageSize: maxFrame)
         let encoder = HTTPResponseEncoder()
         let httpHandlers: [any RemovableChannelHandler] = [
             ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes)),

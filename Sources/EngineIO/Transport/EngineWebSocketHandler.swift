@@ -2,11 +2,13 @@ import NIOCore
 import NIOHTTP1
 import NIOWebSocket
 
-/// Serves one WebSocket: either a session opened over it directly, or a candidate for the
-/// upgrade of a polling session, until the client's `5` makes it the session's transport.
+/// Serves one WebSocket, the only handler of its pipeline: reads the client's frames
+/// (``WebSocketReader``) and serves either a session opened over it directly, or a candidate for
+/// the upgrade of a polling session, until the client's `5` makes it the session's transport.
+/// Frames to the client are written as whole ``WebSocketWire`` frames.
 final class EngineWebSocketHandler: ChannelInboundHandler {
-    typealias InboundIn = WebSocketFrame
-    typealias OutboundOut = WebSocketFrame
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     private enum Mode {
         /// Before `handlerAdded`: the request that opened the WebSocket.
@@ -20,10 +22,12 @@ final class EngineWebSocketHandler: ChannelInboundHandler {
 
     private let engine: EngineServer
     private var mode: Mode
+    private var reader: WebSocketReader
 
-    init(engine: EngineServer, head: HTTPRequestHead) {
+    init(engine: EngineServer, head: HTTPRequestHead, maxMessageSize: Int) {
         self.engine = engine
         self.mode = .starting(head)
+        self.reader = WebSocketReader(maxMessageSize: maxMessageSize)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -50,21 +54,29 @@ final class EngineWebSocketHandler: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let frame = unwrapInboundIn(data)
-        switch frame.opcode {
-        case .text:
+        do {
+            try reader.read(unwrapInboundIn(data)) { event in handle(event, context: context) }
+        } catch {
+            engine.metrics.error("websocket_protocol_error")
+            end(context: context, reason: .transportError, code: error.code)
+        }
+    }
+
+    private func handle(_ event: WebSocketReader.Event, context: ChannelHandlerContext) {
+        if case .closed = mode { return }
+        switch event {
+        case .text(let payload):
             let packet: EnginePacket
             do {
-                packet = try EnginePacket.decode(textFrame: frame.unmaskedData)
+                packet = try EnginePacket.decode(textFrame: payload)
             } catch {
                 engine.metrics.error("parse_error")
                 end(context: context, reason: .parseError, code: .protocolError)
                 return
             }
             receive(packet, context: context)
-        case .binary:
+        case .binary(var data):
             guard case .carrying(let session) = mode else { return }
-            var data = frame.unmaskedData
             if session.protocolVersion == .v3 {
                 // v3 binary frames start with the packet type.
                 guard data.readInteger(as: UInt8.self) == EnginePacketType.message.rawValue else {
@@ -74,13 +86,12 @@ final class EngineWebSocketHandler: ChannelInboundHandler {
                 }
             }
             session.receive([.message(binary: data)])
-        case .ping:
-            let pong = WebSocketFrame(fin: true, opcode: .pong, data: frame.unmaskedData)
-            context.writeAndFlush(wrapOutboundOut(pong), promise: nil)
-        case .connectionClose:
-            end(context: context, reason: .transportClose, code: .normalClosure)
-        default:
+        case .ping(let payload):
+            context.writeAndFlush(wrapOutboundOut(WebSocketWire.frame(.pong, payload)), promise: nil)
+        case .pong:
             break
+        case .close:
+            end(context: context, reason: .transportClose, code: .normalClosure)
         }
     }
 
@@ -105,17 +116,16 @@ final class EngineWebSocketHandler: ChannelInboundHandler {
 
     /// Ends this WebSocket: the session it carries closes with `reason`, a probe is abandoned.
     private func end(context: ChannelHandlerContext, reason: EngineCloseReason, code: WebSocketErrorCode) {
-        switch mode {
-        case .carrying(let session):
-            mode = .closed
-            session.close(reason: reason)
-        case .probing(let session):
-            mode = .closed
-            session.abandonUpgrade(context.channel)
-        case .starting, .closed:
-            break
-        }
+        let previous = mode
+        if case .closed = previous { return }
+        mode = .closed
+        // The close frame with `code` goes first; closing the session sends none of its own then.
         EngineSocket.closeWebSocket(context.channel, code: code)
+        switch previous {
+        case .carrying(let session): session.close(reason: reason)
+        case .probing(let session): session.abandonUpgrade(context.channel)
+        case .starting, .closed: break
+        }
     }
 
     func channelInactive(context: ChannelHandlerContext) {

@@ -85,13 +85,18 @@ public struct JSONObject: Sendable, Hashable, Sequence, ExpressibleByDictionaryL
     public init() {}
 
     public init(dictionaryLiteral elements: (String, JSONValue)...) {
-        keys.reserveCapacity(elements.count)
-        values.reserveCapacity(elements.count)
+        reserveCapacity(elements.count)
         for (key, value) in elements { self[key] = value }
     }
 
     /// The number of members.
     public var count: Int { keys.count }
+
+    /// Makes room for `count` members without reallocating.
+    public mutating func reserveCapacity(_ count: Int) {
+        keys.reserveCapacity(count)
+        values.reserveCapacity(count)
+    }
 
     public subscript(key: String) -> JSONValue? {
         get { keys.firstIndex(of: key).map { values[$0] } }
@@ -123,6 +128,7 @@ extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, Ex
     public init(arrayLiteral elements: JSONValue...) { self = .array(elements) }
     public init(dictionaryLiteral elements: (String, JSONValue)...) {
         var object = JSONObject()
+        object.reserveCapacity(elements.count)
         for (key, value) in elements { object[key] = value }
         self = .object(object)
     }

@@ -13,7 +13,9 @@ final class ClientConnection: Sendable {
     private struct State {
         var assembler: PacketAssembler
         var sockets: [String: Socket] = [:]
-        var connecting: Set<String> = []
+        /// Namespaces whose CONNECT is being handled (an array: rarely more than one, and an
+        /// empty one keeps no storage).
+        var connecting: [String] = []
         var connectTimer: Scheduled<Void>?
         var closed = false
     }
@@ -106,7 +108,7 @@ final class ClientConnection: Sendable {
         }
         let admitted = state.withLock { state -> Bool in
             guard !state.closed, state.sockets[namespace.name] == nil, !state.connecting.contains(namespace.name) else { return false }
-            state.connecting.insert(namespace.name)
+            state.connecting.append(namespace.name)
             return true
         }
         guard admitted else { return }
@@ -123,7 +125,7 @@ final class ClientConnection: Sendable {
 
     /// Answers a CONNECT with CONNECT_ERROR.
     func refuse(namespace: String, payload: JSONValue) {
-        state.withLock { _ = $0.connecting.remove(namespace) }
+        state.withLock { $0.connecting = $0.connecting.filter { $0 != namespace } }
         write(SocketIOPacket(.connectError, namespace: namespace, data: payload).encode(), volatile: false)
     }
 
@@ -131,7 +133,7 @@ final class ClientConnection: Sendable {
     /// closed meanwhile.
     func attach(_ socket: Socket) -> Bool {
         let timer = state.withLock { state -> Scheduled<Void>?? in
-            state.connecting.remove(socket.namespace.name)
+            state.connecting = state.connecting.filter { $0 != socket.namespace.name }
             guard !state.closed else { return .none }
             state.sockets[socket.namespace.name] = socket
             defer { state.connectTimer = nil }
