@@ -28,7 +28,7 @@ enum NativeChat {
             } catch let error as ChatError {
                 throw ConnectionRefused(error.message, data: ["code": .string(error.code.rawValue)])
             }
-            socket.data[identityKey] = NativeDialect.user(identity)
+            socket.data[identityKey] = stored(identity)
         }
         // Handlers are the namespace's, not each socket's: an idle connection costs no closures.
         let limits = ConnectionLimits(service: service)
@@ -150,9 +150,17 @@ enum NativeChat {
         }
     }
 
+    /// A socket's identity as kept in its data (and so across a recovered reconnection):
+    /// `[id, name, kind]`, an array rather than an object, which every idle connection would
+    /// pay for in keys.
+    static func stored(_ identity: Identity) -> JSONValue {
+        [.string(identity.id.rawValue), .string(identity.name), .string(identity.kind.rawValue)]
+    }
+
     static func identity(of socket: Socket) -> Identity? {
-        guard let value = socket.data[identityKey], let id = value["id"]?.stringValue, let name = value["name"]?.stringValue,
-              let kind = value["kind"]?.stringValue.flatMap(Identity.Kind.init(rawValue:))
+        guard let fields = socket.data[identityKey]?.arrayValue, fields.count == 3,
+              let id = fields[0].stringValue, let name = fields[1].stringValue,
+              let kind = fields[2].stringValue.flatMap(Identity.Kind.init(rawValue:))
         else { return nil }
         return Identity(id: UserID(rawValue: id), name: name, kind: kind)
     }

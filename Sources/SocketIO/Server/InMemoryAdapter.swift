@@ -8,22 +8,23 @@ import Synchronization
 public final class InMemoryAdapter: Adapter {
     /// A socket's own room, named by its id, is implied by its entry in `sids` and kept in
     /// neither table: a set per socket for a room of one would be most of the tables' memory.
+    /// For the same reason the sets are ``SmallSet``s, which keep one element inline.
     private struct Tables {
         /// room → members (own rooms apart)
-        var rooms: [String: Set<String>] = [:]
+        var rooms: [String: SmallSet] = [:]
         /// socket → the rooms it joined besides its own
-        var sids: [String: Set<String>] = [:]
+        var sids: [String: SmallSet] = [:]
 
         mutating func add(_ id: String, to rooms: Set<String>) {
-            if sids[id] == nil { sids[id] = [] }
+            if sids[id] == nil { sids[id] = SmallSet() }
             for room in rooms where room != id {
                 sids[id]?.insert(room)
-                self.rooms[room, default: []].insert(id)
+                self.rooms[room, default: SmallSet()].insert(id)
             }
         }
 
         mutating func remove(_ id: String, from room: String) {
-            guard room != id, sids[id]?.remove(room) != nil, var members = rooms[room] else { return }
+            guard room != id, sids[id]?.remove(room) == true, var members = rooms[room] else { return }
             members.remove(id)
             rooms[room] = members.isEmpty ? nil : members
         }
@@ -74,7 +75,7 @@ public final class InMemoryAdapter: Adapter {
     }
 
     public func rooms(of id: String) -> Set<String> {
-        tables.withLock { tables in tables.sids[id].map { $0.union([id]) } ?? [] }
+        tables.withLock { tables in tables.sids[id].map { $0.set.union([id]) } ?? [] }
     }
 
     public func roomSizes() -> [String: Int] {
