@@ -113,6 +113,24 @@ def test_bench_ceiling_steps_up_until_the_bound_and_plots(parley, tmp_path):
     assert strict["ceiling"]["deliveriesPerSecond"] == 0
 
 
+def test_bench_ceiling_refines_between_the_last_rate_sustained_and_the_first_failed(peer, tmp_path):
+    # The peer relays at most 110 messages a second: 40 and 80 pass, 160 fails (twice, with the
+    # retry), then refinement tries 120 (fails: 110 < 120) and 100 (passes).
+    report, table = bench(
+        "ceiling", peer("--drop-above", "110"), tmp_path, "--clients", "20", "--room-size", "5", "--senders", "4",
+        "--start", "200", "--factor", "2", "--step-duration", "2", "--refine", "2",
+    )
+    offered = [round(step["offeredDeliveriesPerSecond"]) for step in report["steps"]]
+    assert offered == [200, 400, 800, 800, 600, 500]
+    verdicts = ["failure" not in step for step in report["steps"]]
+    assert verdicts == [True, True, False, False, False, True]
+    assert report["ceiling"]["deliveriesPerSecond"] == max(
+        step["deliveriesPerSecond"] for step in report["steps"] if "failure" not in step
+    )
+    assert 450 < report["ceiling"]["deliveriesPerSecond"] < 550
+    assert "delivered" in report["ceiling"]["stoppedBecause"]
+
+
 def test_bench_plot_draws_several_reports(parley, tmp_path):
     first, _ = bench("fanout", parley.url, tmp_path, *FANOUT, "--label", "slow")
     (tmp_path / "a.json").write_text(json.dumps(first))

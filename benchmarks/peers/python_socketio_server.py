@@ -1,14 +1,17 @@
 """The first tutorial's chat server on python-socketio and aiohttp: login, join, chat → message to
 the room. The live peer `parley bench` measures beside Parley.
 
-Usage: python_socketio_server.py PORT [--drop-every N] [--repeat-every N]
+Usage: python_socketio_server.py PORT [--drop-every N] [--repeat-every N] [--drop-above N]
 
 --drop-every N   leaves the sender out of every Nth message's delivery (a fault, for testing that
                  the bench counts lost deliveries)
 --repeat-every N delivers every Nth message twice (a fault, for testing duplicate counting)
+--drop-above N   relays at most N messages in each second of the clock and drops the rest (a
+                 server with a known ceiling, for testing the bench's search for it)
 """
 
 import argparse
+import time
 
 import socketio
 from aiohttp import web
@@ -17,6 +20,7 @@ parser = argparse.ArgumentParser()
 parser.add_argument("port", type=int)
 parser.add_argument("--drop-every", type=int, default=0)
 parser.add_argument("--repeat-every", type=int, default=0)
+parser.add_argument("--drop-above", type=int, default=0)
 options = parser.parse_args()
 
 server = socketio.AsyncServer(async_mode="aiohttp", cors_allowed_origins=[])
@@ -24,6 +28,7 @@ app = web.Application()
 server.attach(app)
 sessions = {}
 chats = 0
+second = {"at": 0, "count": 0}
 
 
 @server.on("login")
@@ -44,6 +49,13 @@ async def chat(sid, message):
     if "room" not in session:
         return
     chats += 1
+    if options.drop_above:
+        now = int(time.monotonic())
+        if second["at"] != now:
+            second.update(at=now, count=0)
+        second["count"] += 1
+        if second["count"] > options.drop_above:
+            return
     payload = {"user": session.get("name"), "message": message}
     skip = sid if options.drop_every and chats % options.drop_every == 0 else None
     await server.emit("message", payload, room=session["room"], skip_sid=skip)

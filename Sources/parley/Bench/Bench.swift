@@ -141,11 +141,14 @@ extension Bench {
         @Option(help: "How many failed steps are run again at the same rate before the run stops (for noisy machines).")
         var retries = 1
 
+        @Option(help: "Once a rate fails, this many more steps each try the middle of the gap between the highest rate sustained and the lowest failed, to place the ceiling between two steps of --factor.")
+        var refine = 0
+
         @Option(help: "Also draw latency against offered rate into this SVG file.")
         var svg: String?
 
         func validate() throws {
-            guard retries >= 0, start > 0, factor > 1, max >= start, stepDuration > 0, p99Bound > 0, (0...1).contains(minDelivered), (0...1).contains(minKeptUp)
+            guard retries >= 0, refine >= 0, start > 0, factor > 1, max >= start, stepDuration > 0, p99Bound > 0, (0...1).contains(minDelivered), (0...1).contains(minKeptUp)
             else { throw ValidationError("--start positive, --factor above 1, --max at least --start, fractions between 0 and 1") }
         }
 
@@ -160,6 +163,10 @@ extension Bench {
             var stoppedBecause = "reached --max"
             var number = 1
             var retriesLeft = retries
+            var refinesLeft = refine
+            // The highest rate sustained and the lowest failed for good, once there is one.
+            var sustained: Double?
+            var failed: Double?
             while offered <= max {
                 let setting = StepSetting(number: number, messageRate: offered / members, offeredDeliveries: offered)
                 let result = try await BenchRun.step(coordinator, setting, duration: stepDuration, options: steps, pid: load.pid)
@@ -167,17 +174,25 @@ extension Bench {
                 results.append(result.with(verdict: verdict))
                 number += 1
                 try await Task.sleep(for: .milliseconds(500))
-                guard let verdict else {
-                    offered *= factor
-                    continue
+                if let verdict {
+                    // A shared machine has hiccups: a failed rate is tried again before it counts.
+                    if retriesLeft > 0 {
+                        retriesLeft -= 1
+                        continue
+                    }
+                    stoppedBecause = verdict
+                    failed = offered
+                } else {
+                    sustained = offered
+                    if failed == nil {
+                        offered *= factor
+                        continue
+                    }
                 }
-                // A shared machine has hiccups: a failed rate is tried again before it counts.
-                if retriesLeft > 0 {
-                    retriesLeft -= 1
-                    continue
-                }
-                stoppedBecause = verdict
-                break
+                // Past the first failure: narrow the gap, while refinement steps are left.
+                guard refinesLeft > 0, let low = sustained, let high = failed else { break }
+                refinesLeft -= 1
+                offered = (low + high) / 2
             }
             await coordinator.finish()
             progress.clear()
