@@ -79,8 +79,6 @@ public final class EngineSocket: Sendable {
     /// The server: its configuration, logger and metrics are shared, not copied into each of
     /// thousands of sessions. It keeps the session in its table until the session ends.
     private let server: EngineServer
-    private var configuration: EngineConfiguration { server.configuration }
-    private var metrics: EngineMetrics { server.metrics }
 
     init(
         id: String,
@@ -161,7 +159,7 @@ public final class EngineSocket: Sendable {
         let bytes = packets.reduce(0) { $0 + $1.byteCount }
         switch admit(packets, bytes: bytes, volatile: volatile) {
         case .webSocket(let channel):
-            metrics.sent(packets)
+            server.metrics.sent(packets)
             let version = protocolVersion
             let flusher = LoopFlusher.of(channel.eventLoop)
             channel.eventLoop.execute { [self] in
@@ -169,7 +167,7 @@ public final class EngineSocket: Sendable {
             }
             return true
         case .handled:
-            metrics.sent(packets)
+            server.metrics.sent(packets)
             return true
         case .dropped:
             return false
@@ -184,9 +182,9 @@ public final class EngineSocket: Sendable {
         let bytes = packets.reduce(0) { $0 + $1.byteCount }
         var batches: [ObjectIdentifier: (loop: any EventLoop, writes: [(EngineSocket, any Channel)])] = [:]
         var sent = 0
-        var metrics: EngineMetrics?
+        var server: EngineServer?
         for session in sessions {
-            metrics = session.metrics
+            if server == nil { server = session.server }
             switch session.admit(packets, bytes: bytes, volatile: volatile) {
             case .webSocket(let channel):
                 sent += 1
@@ -197,7 +195,7 @@ public final class EngineSocket: Sendable {
                 continue
             }
         }
-        metrics?.sent(packets, recipients: sent)
+        server?.metrics.sent(packets, recipients: sent)
         guard !batches.isEmpty else { return }
         let frames = packets.map { frame($0, version: .v4) }
         let legacyFrames = packets.contains(where: \.isBinary) ? packets.map { frame($0, version: .v3) } : frames
@@ -233,7 +231,7 @@ public final class EngineSocket: Sendable {
                 if volatile, !channel.isWritable || queuedBytes.load(ordering: .relaxed) > Self.volatileBacklog {
                     return (.dropped, nil, nil)
                 }
-                guard queuedBytes.add(bytes, ordering: .relaxed).newValue <= configuration.maxBufferedBytes else {
+                guard queuedBytes.add(bytes, ordering: .relaxed).newValue <= server.configuration.maxBufferedBytes else {
                     queuedBytes.subtract(bytes, ordering: .relaxed)
                     return (.overflow, nil, nil)
                 }
@@ -255,11 +253,11 @@ public final class EngineSocket: Sendable {
         case .queued:
             return .handled
         case .dropped:
-            if volatile { metrics.droppedVolatile.increment() }
+            if volatile { server.metrics.droppedVolatile.increment() }
             return .dropped
         case .overflow:
             logger.notice("client is not keeping up, closing")
-            metrics.error("slow_client")
+            server.metrics.error("slow_client")
             close(reason: .slowClient)
             return .dropped
         }
@@ -284,9 +282,9 @@ public final class EngineSocket: Sendable {
     func flushed(_ channel: any Channel) {
         let waiting = queuedBytes.load(ordering: .relaxed)
         let buffered = (try? channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
-        if waiting + buffered > configuration.maxBufferedBytes {
+        if waiting + buffered > server.configuration.maxBufferedBytes {
             logger.notice("client is not keeping up, closing", metadata: ["eio.buffered": .stringConvertible(waiting + buffered)])
-            metrics.error("slow_client")
+            server.metrics.error("slow_client")
             close(reason: .slowClient)
         }
     }
@@ -355,7 +353,7 @@ public final class EngineSocket: Sendable {
     /// Handles packets that arrived over either transport.
     func receive(_ packets: [EnginePacket]) {
         for packet in packets {
-            metrics.received(packet)
+            server.metrics.received(packet)
             switch packet.type {
             case .message:
                 let handler = state.withLock { $0.handlers.message }
@@ -428,7 +426,7 @@ public final class EngineSocket: Sendable {
             break
         case .rejectDuplicate:
             responder.fail(EngineHTTPError(.badRequest, "Overlap from client"))
-            metrics.error("duplicate_poll")
+            server.metrics.error("duplicate_poll")
             close(reason: .transportError)
         case .rejectTransport:
             responder.fail(EngineHTTPError(.badRequest))
@@ -455,7 +453,7 @@ public final class EngineSocket: Sendable {
     func beginPost() -> Bool {
         let began = state.withLock { $0.machine.postBegan() }
         if !began {
-            metrics.error("duplicate_post")
+            server.metrics.error("duplicate_post")
             close(reason: .transportError)
         }
         return began
@@ -491,7 +489,7 @@ public final class EngineSocket: Sendable {
             return
         }
         result.noop?.respond(packets: [EnginePacket(.noop)])
-        let timer = eventLoop.scheduleTask(in: configuration.upgradeTimeout) { [weak self] in
+        let timer = eventLoop.scheduleTask(in: server.configuration.upgradeTimeout) { [weak self] in
             guard let self else { return }
             self.abandonUpgrade(channel)
         }
@@ -519,7 +517,7 @@ public final class EngineSocket: Sendable {
         result.timer?.cancel()
         result.noop?.respond(packets: [EnginePacket(.noop)])
         if result.ok {
-            metrics.upgraded()
+            server.metrics.upgraded()
             logger.debug("upgraded to websocket")
         }
         return result.ok

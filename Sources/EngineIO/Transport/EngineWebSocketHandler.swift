@@ -119,7 +119,7 @@ final class EngineWebSocketHandler: ChannelInboundHandler {
         let previous = mode
         if case .closed = previous { return }
         mode = .closed
-        // The close frame with `code` goes first; closing the session sends none of its own then.
+        // The close frame with `code` goes first; one the session sends as it closes comes second.
         EngineSocket.closeWebSocket(context.channel, code: code)
         switch previous {
         case .carrying(let session): session.close(reason: reason)

@@ -124,8 +124,10 @@ struct WebSocketReader {
         if opcode >= 0x8, !fin || length > 125 {
             throw WebSocketWireError(code: .protocolError, reason: "fragmented or long control frame")
         }
-        // Refused as soon as the header says so, before the bytes pile up.
-        guard length + (fragments?.data.readableBytes ?? 0) <= maxMessageSize else {
+        // Refused as soon as the header says so, before the bytes pile up. Only a continuation
+        // adds to the message being assembled; a control frame between fragments does not.
+        let assembled = opcode == WebSocketWire.Opcode.continuation.rawValue ? fragments?.data.readableBytes ?? 0 : 0
+        guard length + assembled <= maxMessageSize else {
             throw WebSocketWireError(code: .messageTooLarge, reason: "message too large")
         }
         guard buffer.readableBytes >= headerSize + 4 + length,
