@@ -9,17 +9,28 @@ import Synchronization
 /// migrated on open by append-only named migrations.
 public final class SQLiteChatStore: ChatStore {
     private let database: any DatabaseWriter
+    private let inserts: MessageWriteQueue
 
     /// Opens (creating and migrating if needed) the database at `path`.
     public init(path: String) throws {
-        self.database = try DatabasePool(path: path, configuration: Self.configuration)
+        let database = try DatabasePool(path: path, configuration: Self.configuration)
         try Self.migrator.migrate(database)
+        self.database = database
+        self.inserts = Self.writeQueue(database)
     }
 
     /// A private in-memory database, for tests.
     public init(inMemory: Void = ()) throws {
-        self.database = try DatabaseQueue(configuration: Self.configuration)
+        let database = try DatabaseQueue(configuration: Self.configuration)
         try Self.migrator.migrate(database)
+        self.database = database
+        self.inserts = Self.writeQueue(database)
+    }
+
+    private static func writeQueue(_ database: any DatabaseWriter) -> MessageWriteQueue {
+        MessageWriteQueue(label: "parley.sqlite.completions") { batch in
+            try await database.write { db in try batch.map { try insert($0.message, recipients: $0.recipients, in: db) } }
+        }
     }
 
     private static var configuration: Configuration {
@@ -414,114 +425,36 @@ public final class SQLiteChatStore: ChatStore {
         return delivered
     }
 
-    /// Stores a message and its recipients' inbox rows. Inserts that arrive while another is being
-    /// written are committed together in the next transaction (group commit): each commit of a
-    /// WAL database is a sync to disk, and under load one sync now covers many messages. Every
-    /// caller still returns only once its message is committed.
+    /// Stores a message and its recipients' inbox rows, committed with the inserts that arrive
+    /// meanwhile (see ``MessageWriteQueue``); returns once it is committed.
     public func insertMessage(_ message: NewMessage, recipients: [UserID]) async throws -> (message: StoredMessage, inserted: Bool) {
-        try await withCheckedThrowingContinuation { continuation in
-            _ = enqueue(PendingInsert(message: message, recipients: recipients) { continuation.resume(with: $0) })
-        }
+        try await inserts.insert(message, recipients: recipients)
     }
 
-    /// Queues the insert (see ``insertMessage(_:recipients:)``) and returns at once, unless
-    /// ``maxQueuedInserts`` are already waiting: then it returns once this one is committed, so
-    /// that senders faster than the disk are slowed down instead of queueing without bound.
+    /// Queues the insert and returns at once, unless 4,096 inserts are already waiting (see
+    /// ``MessageWriteQueue/submit(_:recipients:completion:)``).
     public func submitMessage(_ message: NewMessage, recipients: [UserID], completion: @escaping MessageCompletion) async {
-        await withCheckedContinuation { (admitted: CheckedContinuation<Void, Never>) in
-            let queued = enqueue(PendingInsert(message: message, recipients: recipients, completion: completion), admitted: admitted)
-            if queued { admitted.resume() }
-        }
-    }
-
-    /// How many inserts may wait for the writer before ``submitMessage(_:recipients:completion:)``
-    /// waits for its commit.
-    static let maxQueuedInserts = 4096
-
-    private struct PendingInsert: Sendable {
-        let message: NewMessage
-        let recipients: [UserID]
-        let completion: MessageCompletion
-        /// A caller waiting for the commit because the queue was full.
-        var admitted: CheckedContinuation<Void, Never>?
-
-        init(message: NewMessage, recipients: [UserID], completion: @escaping MessageCompletion) {
-            self.message = message
-            self.recipients = recipients
-            self.completion = completion
-        }
-
-        func complete(_ result: Result<(message: StoredMessage, inserted: Bool), any Error>) {
-            completion(result)
-            admitted?.resume()
-        }
-    }
-
-    private let inserts = Mutex<(queue: [PendingInsert], writing: Bool)>(([], false))
-
-    /// Appends to the writer's queue, starting the writer if it is idle. With `admitted`, the
-    /// insert keeps it to resume on commit when the queue is full; returns whether it did not.
-    private func enqueue(_ pending: PendingInsert, admitted: CheckedContinuation<Void, Never>? = nil) -> Bool {
-        var pending = pending
-        let (startWriter, queued) = inserts.withLock { inserts -> (Bool, Bool) in
-            let full = admitted != nil && inserts.queue.count >= Self.maxQueuedInserts
-            if full { pending.admitted = admitted }
-            inserts.queue.append(pending)
-            guard !inserts.writing else { return (false, !full) }
-            inserts.writing = true
-            return (true, !full)
-        }
-        if startWriter { Task { await self.writeInserts() } }
-        return queued
-    }
-
-    /// Commits the waiting inserts, a batch per transaction, until none are left, and runs their
-    /// completions in order. Should a batch fail, its inserts are retried one by one, so that one
-    /// bad message fails alone.
-    private func writeInserts() async {
-        while true {
-            let batch = inserts.withLock { inserts -> [PendingInsert] in
-                let batch = inserts.queue
-                inserts.queue.removeAll()
-                if batch.isEmpty { inserts.writing = false }
-                return batch
-            }
-            guard !batch.isEmpty else { return }
-            do {
-                let results = try await database.write { db in
-                    try batch.map { try Self.insert($0.message, recipients: $0.recipients, in: db) }
-                }
-                for (pending, result) in zip(batch, results) { pending.complete(.success(result)) }
-            } catch {
-                for pending in batch {
-                    do {
-                        let result = try await database.write { db in try Self.insert(pending.message, recipients: pending.recipients, in: db) }
-                        pending.complete(.success(result))
-                    } catch {
-                        pending.complete(.failure(error))
-                    }
-                }
-            }
-        }
+        await inserts.submit(message, recipients: recipients, completion: completion)
     }
 
     private static func insert(_ message: NewMessage, recipients: [UserID], in db: Database) throws -> (message: StoredMessage, inserted: Bool) {
+        // Statements prepared once per connection: under load, parsing SQL was a large part of
+        // the writer's time.
         if let clientID = message.clientID,
            let row = try Row.fetchOne(
-               db, sql: "\(Self.messageSelect) WHERE sender_id = ? AND client_id = ?", arguments: [message.sender.id.rawValue, clientID]
+               db.cachedStatement(sql: "\(Self.messageSelect) WHERE sender_id = ? AND client_id = ?"),
+               arguments: [message.sender.id.rawValue, clientID]
            ) {
             return (Self.message(row), false)
         }
-        try db.execute(
-            sql: """
-                INSERT INTO message (conversation, sender_id, sender_name, sender_kind, body, client_id, sent_at, retention)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                """,
-            arguments: [
-                message.conversation.rawValue, message.sender.id.rawValue, message.sender.name, message.sender.kind.rawValue,
-                message.text, message.clientID, message.sentAt, message.retention.rawValue,
-            ]
-        )
+        let insert = try db.cachedStatement(sql: """
+            INSERT INTO message (conversation, sender_id, sender_name, sender_kind, body, client_id, sent_at, retention)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            """)
+        try insert.execute(arguments: [
+            message.conversation.rawValue, message.sender.id.rawValue, message.sender.name, message.sender.kind.rawValue,
+            message.text, message.clientID, message.sentAt, message.retention.rawValue,
+        ])
         let stored = StoredMessage(id: db.lastInsertedRowID, message)
         if let image = message.image, let data = image.data {
             try db.execute(
@@ -530,7 +463,8 @@ public final class SQLiteChatStore: ChatStore {
             )
         }
         for recipient in recipients {
-            try db.execute(sql: "INSERT OR IGNORE INTO inbox (user_id, message_id) VALUES (?, ?)", arguments: [recipient.rawValue, stored.id])
+            try db.cachedStatement(sql: "INSERT OR IGNORE INTO inbox (user_id, message_id) VALUES (?, ?)")
+                .execute(arguments: [recipient.rawValue, stored.id])
         }
         return (stored, true)
     }

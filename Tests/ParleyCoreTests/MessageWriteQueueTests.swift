@@ -1,0 +1,53 @@
+import ParleyCore
+import Synchronization
+import Testing
+
+@Suite("Message write queue")
+struct MessageWriteQueueTests {
+    /// A batch that fails is retried one insert at a time: the bad message fails alone, the
+    /// others are stored, and every completion runs once, in submission order.
+    @Test func aFailingBatchIsRetriedSoOneBadMessageFailsAlone() async throws {
+        let batches = Mutex<[[String]]>([])
+        let nextID = Atomic<Int64>(0)
+        let queue = MessageWriteQueue(label: "test.completions") { batch in
+            batches.withLock { $0.append(batch.map(\.message.text)) }
+            // Let the next submissions pile up behind this batch.
+            try await Task.sleep(for: .milliseconds(20))
+            if batch.contains(where: { $0.message.text == "bad" }) { throw ChatError(.internalError, "refused") }
+            return batch.map { (StoredMessage(id: nextID.add(1, ordering: .relaxed).newValue, $0.message), true) }
+        }
+        let sender = Identity(id: UserID(rawValue: "a_ada"), name: "ada", kind: .account)
+        let texts = ["one", "two", "bad", "three", "four"]
+        let outcomes = Mutex<[(String, Bool)]>([])
+        let done = AsyncStream<Void>.makeStream()
+        for text in texts {
+            await queue.submit(NewMessage(conversation: .room("r"), sender: sender, text: text, clientID: nil, sentAt: 1), recipients: []) {
+                result in
+                let count = outcomes.withLock { outcomes in
+                    outcomes.append((text, (try? result.get()) != nil))
+                    return outcomes.count
+                }
+                if count == texts.count { done.continuation.finish() }
+            }
+        }
+        for await _ in done.stream {}
+        let results = outcomes.withLock { $0 }
+        #expect(results.map(\.0) == texts)
+        #expect(results.map(\.1) == [true, true, false, true, true])
+        // More than one insert shared a transaction (the group commit), and the batch holding
+        // the bad message was retried one by one.
+        let written = batches.withLock { $0 }
+        #expect(written.contains { $0.count > 1 && $0.contains("bad") })
+        #expect(written.contains(["bad"]))
+    }
+
+    /// `insert` waits for the commit and returns its result.
+    @Test func insertReturnsOnceCommitted() async throws {
+        let queue = MessageWriteQueue(label: "test.completions") { batch in batch.map { (StoredMessage(id: 7, $0.message), true) } }
+        let sender = Identity(id: UserID(rawValue: "g_x"), name: "x", kind: .guest)
+        let (stored, inserted) = try await queue.insert(
+            NewMessage(conversation: .room("r"), sender: sender, text: "hi", clientID: nil, sentAt: 1), recipients: []
+        )
+        #expect(stored.id == 7 && stored.text == "hi" && inserted)
+    }
+}
