@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "SocketIOClient", targets: ["SocketIOClient"]),
         .library(name: "ParleyCore", targets: ["ParleyCore"]),
         .library(name: "ParleyStoreSQLite", targets: ["ParleyStoreSQLite"]),
+        .library(name: "ParleyStorePostgres", targets: ["ParleyStorePostgres"]),
         .library(name: "ParleyServer", targets: ["ParleyServer"]),
         .executable(name: "parley", targets: ["parley"]),
     ],
@@ -23,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         .target(
@@ -75,12 +77,21 @@ let package = Package(
             ]
         ),
         .target(
+            name: "ParleyStorePostgres",
+            dependencies: [
+                "ParleyCore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
             name: "ParleyServer",
             dependencies: [
                 "EngineIO",
                 "SocketIO",
                 "ParleyCore",
                 "ParleyStoreSQLite",
+                "ParleyStorePostgres",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -110,7 +121,7 @@ let package = Package(
         ),
         .testTarget(name: "EngineIOTests", dependencies: ["EngineIO"]),
         .testTarget(name: "SocketIOTests", dependencies: ["SocketIO", "EngineIO"]),
-        .testTarget(name: "ParleyCoreTests", dependencies: ["ParleyCore", "ParleyStoreSQLite"]),
+        .testTarget(name: "ParleyCoreTests", dependencies: ["ParleyCore", "ParleyStoreSQLite", "ParleyStorePostgres"]),
         .testTarget(name: "ParleyServerTests", dependencies: ["ParleyServer", "ParleyCore", "SocketIOClient"]),
     ],
     swiftLanguageModes: [.v6]

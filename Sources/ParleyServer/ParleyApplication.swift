@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import ParleyCore
+import ParleyStorePostgres
 import ParleyStoreSQLite
 import Prometheus
 import ServiceLifecycle
@@ -21,11 +22,20 @@ public func buildApplication(
     configuration: ParleyConfiguration,
     logger: Logger = Logger(label: "parley"),
     metrics: PrometheusCollectorRegistry = PrometheusCollectorRegistry()
-) throws -> ParleyApplication {
-    let store: any ChatStore = configuration.database == ":memory:"
-        ? try SQLiteChatStore()
-        : try SQLiteChatStore(path: configuration.database)
-    return ParleyApplication(configuration: configuration, store: store, logger: logger, metrics: metrics)
+) async throws -> ParleyApplication {
+    let store: any ChatStore
+    var close: (@Sendable () async -> Void)?
+    if ParleyConfiguration.isPostgresURL(configuration.database) {
+        let postgres = try await PostgresChatStore(url: configuration.database, logger: logger)
+        store = postgres
+        close = { await postgres.close() }
+        logger.info("store: PostgreSQL")
+    } else if configuration.database == ":memory:" {
+        store = try SQLiteChatStore()
+    } else {
+        store = try SQLiteChatStore(path: configuration.database)
+    }
+    return ParleyApplication(configuration: configuration, store: store, closeStore: close, logger: logger, metrics: metrics)
 }
 
 /// The running Parley server, a `Service`: `run()` listens until a graceful shutdown (SIGINT or
@@ -42,9 +52,15 @@ public final class ParleyApplication: Service, Sendable {
     private let logger: Logger
     /// The event loops, when not NIO's shared group (whose size is the machine's core count).
     private let ownGroup: MultiThreadedEventLoopGroup?
+    /// Closes the store's connections, for a store that has any.
+    private let closeStore: (@Sendable () async -> Void)?
 
-    init(configuration: ParleyConfiguration, store: any ChatStore, logger: Logger, metrics: PrometheusCollectorRegistry) {
+    init(
+        configuration: ParleyConfiguration, store: any ChatStore, closeStore: (@Sendable () async -> Void)? = nil, logger: Logger,
+        metrics: PrometheusCollectorRegistry
+    ) {
         self.configuration = configuration
+        self.closeStore = closeStore
         self.logger = logger
         let engine = EngineServer(configuration: configuration.engine, logger: logger)
         let io = SocketIOServer(engine: engine, configuration: configuration.socketIO, logger: logger)
@@ -81,6 +97,7 @@ public final class ParleyApplication: Service, Sendable {
     public func shutdown() async {
         logger.info("shutting down")
         await http.shutdown()
+        await closeStore?()
         try? await ownGroup?.shutdownGracefully()
     }
 

@@ -22,9 +22,16 @@ public struct ParleyConfiguration: Sendable {
     /// reference server, because it appends an offset argument to every broadcast, which
     /// clients with fixed-arity handlers do not expect).
     public var socketIO = SocketIOConfiguration()
-    /// The SQLite database file, created and migrated on start; `:memory:` keeps everything in
-    /// memory (lost on exit). Default `parley.sqlite` in the working directory.
+    /// Where messages and accounts are kept: a SQLite database file, created and migrated on
+    /// start (`:memory:` keeps everything in memory, lost on exit), or a PostgreSQL URL
+    /// (`postgres://user:password@host:5432/database`, migrated on start), which several nodes
+    /// may share. Default `parley.sqlite` in the working directory.
     public var database = "parley.sqlite"
+
+    /// Whether `database` names a PostgreSQL database rather than a SQLite file.
+    public static func isPostgresURL(_ database: String) -> Bool {
+        database.hasPrefix("postgres://") || database.hasPrefix("postgresql://")
+    }
     /// The chat service's limits and policies (message length, history page, password hash,
     /// default retention, maximum age of undelivered messages).
     public var chat = ChatConfiguration()

@@ -52,8 +52,8 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Transports clients may use: polling, websocket (repeatable).")
     var transport: [String] = ["polling", "websocket"]
 
-    @Option(help: "The SQLite database file, created and migrated on start (:memory: keeps nothing).")
-    var database = "parley.sqlite"
+    @Option(help: "A SQLite database file (:memory: keeps nothing) or a PostgreSQL URL (postgres://user:password@host:5432/db?sslmode=disable), created or migrated on start. Default: $DATABASE_URL if set, else parley.sqlite.")
+    var database: String?
 
     @Option(help: "How long conversations that chose no policy keep messages: keep (history), until-delivered (deleted once every recipient has them), none (relayed, never stored).")
     var retention = "keep"
@@ -109,7 +109,7 @@ struct Serve: AsyncParsableCommand {
         configuration.socketIO.connectTimeout = .milliseconds(Int64(connectTimeout))
         configuration.socketIO.connectionStateRecovery =
             recoveryWindow == 0 ? nil : ConnectionStateRecovery(maxDisconnectionDuration: .seconds(Int64(recoveryWindow)))
-        configuration.database = database
+        configuration.database = database ?? ProcessInfo.processInfo.environment["DATABASE_URL"].flatMap { $0.isEmpty ? nil : $0 } ?? "parley.sqlite"
         configuration.tutorial4HistoryCap = tutorial4HistoryCap
         configuration.chat.defaultRetention = RetentionPolicy(rawValue: retention) ?? .keep
         configuration.chat.undeliveredMaxAge = Int64(undeliveredMaxAge) * 1000
@@ -129,7 +129,7 @@ struct Serve: AsyncParsableCommand {
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         let logger = Logger(label: "parley")
-        let app = try buildApplication(configuration: configuration, logger: logger, metrics: registry)
+        let app = try await buildApplication(configuration: configuration, logger: logger, metrics: registry)
         let group = ServiceGroup(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         try await group.run()
     }

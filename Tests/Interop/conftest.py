@@ -98,9 +98,27 @@ def start_testbed(**options) -> Server:
     return Server(process, port, engine_port)
 
 
+def postgres_store() -> bool:
+    """Whether servers run on PostgreSQL (`PARLEY_TEST_STORE=postgres`, set by scripts/test for
+    its second pass of the end-to-end suite) rather than on SQLite files."""
+    return os.environ.get("PARLEY_TEST_STORE") == "postgres"
+
+
+def fresh_postgres_database() -> str:
+    """A new, empty database on the test PostgreSQL server (PARLEY_TEST_POSTGRES_URL); its URL."""
+    admin = os.environ["PARLEY_TEST_POSTGRES_URL"]
+    name = f"parley_e2e_{random.randint(0, 1 << 48):012x}"
+    subprocess.run(["psql", admin, "-q", "-c", f"CREATE DATABASE {name}"], check=True, capture_output=True)
+    base, _, query = admin.partition("?")
+    return base.rsplit("/", 1)[0] + "/" + name + ("?" + query if query else "")
+
+
 def start_parley(*flags: str, env: dict | None = None, database: str | None = None, port: int | None = None) -> Server:
-    """The real `parley serve`, on a fresh database file unless `database` names one."""
+    """The real `parley serve`, on a fresh database (a SQLite file, or a PostgreSQL database
+    when `postgres_store()`) unless `database` names one."""
     port = port or free_port()
+    if database is None and postgres_store():
+        database = fresh_postgres_database()
     if database is None:
         LOGS.mkdir(parents=True, exist_ok=True)
         database = str(LOGS.parent / f"parley-{port}-{random.randint(0, 999999)}.sqlite")

@@ -132,3 +132,41 @@ def test_head_healthz_has_no_body(parley):
     with requests.Session() as http:
         assert http.head(parley.url + "/healthz", timeout=5).status_code == 200
         assert http.get(parley.url + "/healthz", timeout=5).json()["status"] == "ok"
+
+
+def test_database_url_is_the_default_store_and_bad_postgres_urls_fail_clearly(tmp_path):
+    """Without --database, DATABASE_URL names the store; a PostgreSQL URL that is malformed, or
+    whose server cannot be reached, stops `parley serve` with a message saying so."""
+    import os
+    import subprocess
+
+    from conftest import bin_dir, free_port, wait_until_listening, Server
+
+    database = tmp_path / "from-env.sqlite"
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": str(database)}
+    process = subprocess.Popen([str(bin_dir() / "parley"), "serve", "--host", "127.0.0.1", "--port", str(port)],
+                               cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = Server(process, port)
+    try:
+        wait_until_listening(port, process)
+        assert database.exists()
+        assert not (tmp_path / "parley.sqlite").exists()
+    finally:
+        assert server.stop() == 0
+
+    malformed = subprocess.run([str(bin_dir() / "parley"), "serve", "--port", str(free_port()), "--database", "postgres:///chat"],
+                               capture_output=True, text=True, timeout=30)
+    assert malformed.returncode != 0
+    assert "postgres://user:password@host:5432/database" in malformed.stderr
+
+    closed = free_port()  # nothing listens there
+    started = time.time()
+    unreachable = subprocess.run(
+        [str(bin_dir() / "parley"), "serve", "--port", str(free_port()), "--database",
+         f"postgres://parley@127.0.0.1:{closed}/chat?sslmode=disable"],
+        capture_output=True, text=True, timeout=60)
+    assert unreachable.returncode != 0
+    assert f"Could not reach PostgreSQL at 127.0.0.1:{closed}" in unreachable.stderr
+    assert "Connection refused" in unreachable.stderr
+    assert time.time() - started < 40

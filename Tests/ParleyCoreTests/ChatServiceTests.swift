@@ -4,7 +4,7 @@ import Testing
 @Suite("Identities")
 struct IdentityTests {
     @Test func registerLoginLogout() async throws {
-        let (service, _, _) = try makeService()
+        let (service, _, _) = try await makeService()
         let (identity, token) = try await service.register(handle: "Ada_Lovelace", password: "correct horse")
         #expect(identity.name == "Ada_Lovelace")
         #expect(identity.kind == .account)
@@ -19,7 +19,7 @@ struct IdentityTests {
     }
 
     @Test func handlesAreValidatedAndUniqueIgnoringCase() async throws {
-        let (service, _, _) = try makeService()
+        let (service, _, _) = try await makeService()
         for bad in ["ab", String(repeating: "a", count: 33), "has space", "émile", "semi;colon", ""] {
             await #expect(throws: ChatError.self) { try await service.register(handle: bad, password: "long enough") }
         }
@@ -31,7 +31,7 @@ struct IdentityTests {
     }
 
     @Test func wrongPasswordAndUnknownHandleAreTheSameRefusal() async throws {
-        let (service, _, _) = try makeService()
+        let (service, _, _) = try await makeService()
         _ = try await service.register(handle: "ada", password: "right password")
         let wrong = await #expect(throws: ChatError.self) { try await service.login(handle: "ada", password: "wrong password") }
         let unknown = await #expect(throws: ChatError.self) { try await service.login(handle: "nobody", password: "right password") }
@@ -40,7 +40,7 @@ struct IdentityTests {
     }
 
     @Test func forgedTokensAreRefused() async throws {
-        let (service, _, _) = try makeService()
+        let (service, _, _) = try await makeService()
         _ = try await service.register(handle: "ada", password: "right password")
         for forged in ["", "x", Token.random(), String(repeating: "a", count: 10_000)] {
             let error = await #expect(throws: ChatError.self) { try await service.authenticate(token: forged) }
@@ -49,7 +49,7 @@ struct IdentityTests {
     }
 
     @Test func passwordsAreStoredOnlyAsSaltedHashes() async throws {
-        let (service, _, store) = try makeService()
+        let (service, _, store) = try await makeService()
         _ = try await service.register(handle: "ada", password: "same password")
         _ = try await service.register(handle: "bob", password: "same password")
         let ada = try #require(try await store.account(handleKey: "ada"))
@@ -61,8 +61,8 @@ struct IdentityTests {
         #expect(!PasswordHasher.forTesting.verify("other password", against: ada.passwordHash))
     }
 
-    @Test func guests() throws {
-        let (service, _, _) = try makeService()
+    @Test func guests() async throws {
+        let (service, _, _) = try await makeService()
         let named = try service.guest(name: "  Zoë  ")
         #expect(named.name == "Zoë" && named.kind == .guest)
         let generated = try service.guest(name: nil)
@@ -77,7 +77,7 @@ struct IdentityTests {
 @Suite("Rooms, messages and history")
 struct RoomTests {
     @Test func joiningPublishesMembersAndANoticeOncePerUser() async throws {
-        let (service, sink, store) = try makeService()
+        let (service, sink, store) = try await makeService()
         let (ada, _) = try await service.register(handle: "ada", password: "long enough")
         let bob = try service.guest(name: "bob")
         let (room, members) = try await service.join("lobby", as: ada, on: .c("ada-1"))
@@ -101,7 +101,7 @@ struct RoomTests {
     }
 
     @Test func aNameAlreadyPresentIsRefused() async throws {
-        let (service, _, _) = try makeService()
+        let (service, _, _) = try await makeService()
         _ = try await service.join("lobby", as: try service.guest(name: "Sam"), on: .c("1"))
         let error = await #expect(throws: ChatError.self) {
             try await service.join("lobby", as: try service.guest(name: "sam"), on: .c("2"))
@@ -112,7 +112,7 @@ struct RoomTests {
     }
 
     @Test func roomNamesAreValidated() async throws {
-        let (service, _, _) = try makeService()
+        let (service, _, _) = try await makeService()
         let guest = try service.guest(name: nil)
         for bad in ["", String(repeating: "r", count: 101), "new\nline", "tab\there", "bell\u{7}", "zero\u{200B}width"] {
             let error = await #expect(throws: ChatError.self) { try await service.join(bad, as: guest, on: .c("1")) }
@@ -125,7 +125,7 @@ struct RoomTests {
     }
 
     @Test func leavingAndDisconnectingAnnounceDepartureWhenTheLastConnectionGoes() async throws {
-        let (service, sink, store) = try makeService()
+        let (service, sink, store) = try await makeService()
         let (ada, _) = try await service.register(handle: "ada", password: "long enough")
         let bob = try service.guest(name: "bob")
         _ = try await service.join("lobby", as: ada, on: .c("ada-1"))
@@ -147,7 +147,7 @@ struct RoomTests {
 
     @Test(arguments: StoreKind.allCases)
     func sendingValidatesDeduplicatesAndPublishes(kind: StoreKind) async throws {
-        let (service, sink, _) = try makeService(kind)
+        let (service, sink, _) = try await makeService(kind)
         let ana = try service.guest(name: "ana")
         let outsider = try service.guest(name: "out")
         _ = try await service.join("lobby", as: ana, on: .c("ana"))
@@ -172,7 +172,7 @@ struct RoomTests {
 
     @Test(arguments: StoreKind.allCases)
     func historyIsPagedAndOnlyForMembers(kind: StoreKind) async throws {
-        let (service, _, _) = try makeService(kind)
+        let (service, _, _) = try await makeService(kind)
         let (ada, _) = try await service.register(handle: "ada", password: "long enough")
         let guest = try service.guest(name: "gus")
         _ = try await service.join("lobby", as: ada, on: .c("ada"))

@@ -1,5 +1,6 @@
 import Foundation
 import ParleyCore
+import ParleyStorePostgres
 import ParleyStoreSQLite
 import Synchronization
 import Testing
@@ -12,7 +13,7 @@ struct ChatStoreTests {
 
     @Test(arguments: StoreKind.allCases)
     func accountsAreUniqueByHandleKey(kind: StoreKind) async throws {
-        let store = try kind.make()
+        let store = try await kind.make()
         let ada = account("Ada")
         try await store.createAccount(ada)
         #expect(try await store.account(handleKey: "ada") == ada)
@@ -23,7 +24,7 @@ struct ChatStoreTests {
 
     @Test(arguments: StoreKind.allCases)
     func sessionsAreFoundByHashAndRevoked(kind: StoreKind) async throws {
-        let store = try kind.make()
+        let store = try await kind.make()
         let ada = account("ada")
         try await store.createAccount(ada)
         try await store.createSession(tokenHash: "hash-1", user: ada.id, createdAt: 2)
@@ -35,7 +36,7 @@ struct ChatStoreTests {
 
     @Test(arguments: StoreKind.allCases)
     func roomsKeepTheirFirstOwnerAndMembers(kind: StoreKind) async throws {
-        let store = try kind.make()
+        let store = try await kind.make()
         let first = UserID(rawValue: "a_first")
         let second = UserID(rawValue: "a_second")
         #expect(try await store.createRoom(Room(name: "lobby", owner: first, createdAt: 1)).owner == first)
@@ -52,7 +53,7 @@ struct ChatStoreTests {
 
     @Test(arguments: StoreKind.allCases)
     func messagesAreDeduplicatedByClientIDAndPagedByID(kind: StoreKind) async throws {
-        let store = try kind.make()
+        let store = try await kind.make()
         let ada = Identity(id: UserID(rawValue: "a_ada"), name: "ada", kind: .account)
         let bob = Identity(id: UserID(rawValue: "g_bob"), name: "bob", kind: .guest)
         var ids: [Int64] = []
@@ -86,7 +87,7 @@ struct ChatStoreTests {
     /// inbox rows, and a retry racing its first send still yields one message.
     @Test(arguments: StoreKind.allCases)
     func concurrentInsertsAreEachStoredOnce(kind: StoreKind) async throws {
-        let store = try kind.make()
+        let store = try await kind.make()
         let ada = Identity(id: UserID(rawValue: "a_ada"), name: "ada", kind: .account)
         let bob = UserID(rawValue: "a_bob")
         let results = try await withThrowingTaskGroup(of: (Int, StoredMessage, Bool).self) { group in
@@ -117,7 +118,7 @@ struct ChatStoreTests {
     /// order submitted.
     @Test(arguments: StoreKind.allCases)
     func submittedMessagesCompleteInOrderOnceStored(kind: StoreKind) async throws {
-        let store = try kind.make()
+        let store = try await kind.make()
         let ada = Identity(id: UserID(rawValue: "a_ada"), name: "ada", kind: .account)
         let count = 5000
         let completed = Mutex<[(index: Int, id: Int64)]>([])
@@ -162,5 +163,67 @@ struct SQLiteStoreTests {
         #expect(try await reopened.appliedMigrations() == SQLiteChatStore.migrationNames)
         #expect(SQLiteChatStore.migrationNames.first == "2026-11-22-accounts-rooms-messages")
         #expect(SQLiteChatStore.migrationNames.count >= 3)
+    }
+}
+
+@Suite("PostgreSQL URLs")
+struct PostgresURLTests {
+    @Test func urlsAreParsedAndBadOnesRefused() throws {
+        let configuration = try PostgresChatStore.configuration(url: "postgres://ada:p%40ss@db.example:6543/chat?sslmode=disable")
+        #expect(configuration.host == "db.example" && configuration.port == 6543)
+        #expect(configuration.username == "ada" && configuration.password == "p@ss" && configuration.database == "chat")
+        #expect(try PostgresChatStore.configuration(url: "postgresql://localhost").port == 5432)
+        #expect(throws: ChatError.self) { try PostgresChatStore.configuration(url: "mysql://localhost/chat") }
+        #expect(throws: ChatError.self) { try PostgresChatStore.configuration(url: "postgres:///chat") }
+        #expect(throws: ChatError.self) { try PostgresChatStore.configuration(url: "postgres://localhost/chat?sslmode=sometimes") }
+    }
+}
+
+@Suite("PostgreSQL store", .enabled(if: TestPostgres.url != nil, "needs PARLEY_TEST_POSTGRES_URL (scripts/test sets it)"))
+struct PostgresStoreTests {
+    /// Two nodes starting together on one database migrate it once, then see each other's data.
+    @Test func nodesStartingTogetherMigrateOnceAndShareData() async throws {
+        let url = try await TestPostgres.freshDatabase()
+        async let first = PostgresChatStore(url: url, maxConnections: 4, logger: TestPostgres.quiet)
+        async let second = PostgresChatStore(url: url, maxConnections: 4, logger: TestPostgres.quiet)
+        let (a, b) = try await (first, second)
+        #expect(try await a.appliedMigrations() == PostgresChatStore.migrationNames)
+        let ada = Account(id: .newAccount(), handle: "Ada", handleKey: "ada", passwordHash: "h", createdAt: 1)
+        try await a.createAccount(ada)
+        #expect(try await b.account(handleKey: "ada") == ada)
+        await #expect(throws: ChatError.self) { try await b.createAccount(ada) }
+        await a.close()
+        let reopened = try await PostgresChatStore(url: url, maxConnections: 2, logger: TestPostgres.quiet)
+        #expect(try await reopened.appliedMigrations() == PostgresChatStore.migrationNames)
+        #expect(try await reopened.account(id: ada.id) == ada)
+    }
+
+    /// The same client id sent through two nodes at once is stored once; two recipients
+    /// acknowledging an until-delivered message on two nodes at once delete it (whichever
+    /// commits last sees the other's inbox row gone).
+    @Test func racesBetweenNodesLoseAndDoubleNothing() async throws {
+        let url = try await TestPostgres.freshDatabase()
+        let a = try await PostgresChatStore(url: url, maxConnections: 4, logger: TestPostgres.quiet)
+        let b = try await PostgresChatStore(url: url, maxConnections: 4, logger: TestPostgres.quiet)
+        let ada = Identity(id: UserID(rawValue: "a_ada"), name: "ada", kind: .account)
+        let bob = UserID(rawValue: "a_bob"), cyd = UserID(rawValue: "a_cyd")
+        for index in 0..<30 {
+            let retry = NewMessage(conversation: .room("r"), sender: ada, text: "m\(index)", clientID: "c\(index)", sentAt: 1)
+            async let viaA = a.insertMessage(retry, recipients: [bob])
+            async let viaB = b.insertMessage(retry, recipients: [bob])
+            let (one, two) = try await (viaA, viaB)
+            #expect(one.message.id == two.message.id && one.inserted != two.inserted)
+
+            let secret = NewMessage(
+                conversation: .room("r"), sender: ada, text: "s\(index)", clientID: nil, sentAt: 1, retention: .untilDelivered
+            )
+            let stored = try await a.insertMessage(secret, recipients: [bob, cyd]).message
+            async let ackA = a.markDelivered([stored.id], for: bob)
+            async let ackB = b.markDelivered([stored.id], for: cyd)
+            let (fromA, fromB) = try await (ackA, ackB)
+            #expect(fromA.map(\.id) == [stored.id] && fromB.map(\.id) == [stored.id])
+            #expect(try await b.message(id: stored.id) == nil)
+        }
+        #expect(try await a.messages(in: .room("r"), before: nil, limit: 100).count == 30)
     }
 }

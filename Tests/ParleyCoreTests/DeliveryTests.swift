@@ -18,7 +18,7 @@ struct DeliveryTests {
 
     @Test(arguments: StoreKind.allCases)
     func anOfflineAccountGetsItsRoomsAndConversationsOnConnectingUntilItAcknowledges(kind: StoreKind) async throws {
-        let (service, sink, _) = try makeService(kind)
+        let (service, sink, _) = try await makeService(kind)
         let ada = try await service.register(handle: "ada", password: "long enough").identity
         let bob = try await service.register(handle: "bob", password: "long enough").identity
         _ = try await service.requestFriend("bob", from: ada)
@@ -57,7 +57,7 @@ struct DeliveryTests {
 
     @Test(arguments: StoreKind.allCases)
     func aLongInboxIsReplayedPageByPageInOrder(kind: StoreKind) async throws {
-        let (service, sink, _) = try makeService(kind)
+        let (service, sink, _) = try await makeService(kind)
         let ada = try await service.register(handle: "ada", password: "long enough").identity
         let bob = try await service.register(handle: "bob", password: "long enough").identity
         _ = try await service.join("big", as: ada, on: .c("ada"))
@@ -72,7 +72,7 @@ struct DeliveryTests {
     }
 
     @Test func readReceiptsOnlyFromThoseWhoBelong() async throws {
-        let (service, sink, _) = try makeService()
+        let (service, sink, _) = try await makeService()
         let ada = try await service.register(handle: "ada", password: "long enough").identity
         let guest = try service.guest(name: "gus")
         let stranger = try service.guest(name: "stranger")
@@ -95,7 +95,7 @@ struct DeliveryTests {
     }
 
     @Test func typingIsVolatileAndReachesOthersOnly() async throws {
-        let (service, sink, _) = try makeService()
+        let (service, sink, _) = try await makeService()
         let ada = try await service.register(handle: "ada", password: "long enough").identity
         let bob = try await service.register(handle: "bob", password: "long enough").identity
         _ = try await service.join("lobby", as: ada, on: .c("ada"))

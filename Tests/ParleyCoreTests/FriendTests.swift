@@ -11,7 +11,7 @@ struct FriendTests {
 
     @Test(arguments: StoreKind.allCases)
     func requestAcceptAndWrite(kind: StoreKind) async throws {
-        let (service, sink, _) = try makeService(kind)
+        let (service, sink, _) = try await makeService(kind)
         let people = try await accounts(service, "ada", "bob", "eve")
         let (ada, bob, eve) = (people[0], people[1], people[2])
         #expect(try await service.requestFriend("BOB", from: ada) == .pending)
@@ -45,7 +45,7 @@ struct FriendTests {
 
     @Test(arguments: StoreKind.allCases)
     func crossingRequestsAcceptAndRejectionAllowsANewRequest(kind: StoreKind) async throws {
-        let (service, sink, _) = try makeService(kind)
+        let (service, sink, _) = try await makeService(kind)
         let people = try await accounts(service, "ada", "bob", "cyd")
         let (ada, bob, cy) = (people[0], people[1], people[2])
         _ = try await service.requestFriend("bob", from: ada)
@@ -65,7 +65,7 @@ struct FriendTests {
 
     @Test(arguments: StoreKind.allCases)
     func blocksEndFriendshipsAndRefuseGenerically(kind: StoreKind) async throws {
-        let (service, sink, _) = try makeService(kind)
+        let (service, sink, _) = try await makeService(kind)
         let people = try await accounts(service, "ada", "troll")
         let (ada, troll) = (people[0], people[1])
         _ = try await service.requestFriend("ada", from: troll)
@@ -86,7 +86,7 @@ struct FriendTests {
     }
 
     @Test func guestsAndBadHandles() async throws {
-        let (service, _, _) = try makeService()
+        let (service, _, _) = try await makeService()
         let ada = try await accounts(service, "ada")[0]
         let guest = try service.guest(name: "visitor")
         let request = await #expect(throws: ChatError.self) { try await service.requestFriend("ada", from: guest) }

@@ -24,7 +24,7 @@ struct ImageTests {
 
     @Test(arguments: StoreKind.allCases)
     func storedImagesAreServedToMembersOnly(kind: StoreKind) async throws {
-        let (service, sink, store) = try makeService(kind)
+        let (service, sink, store) = try await makeService(kind)
         let ada = try await service.register(handle: "ada", password: "long enough").identity
         let outsider = try service.guest(name: "out")
         _ = try await service.join("pics", as: ada, on: .c("ada"))
@@ -47,7 +47,7 @@ struct ImageTests {
     }
 
     @Test func ephemeralMessagesCarryTheirImageInline() async throws {
-        let (service, sink, _) = try makeService()
+        let (service, sink, _) = try await makeService()
         let guest = try service.guest(name: "g")
         _ = try await service.join("live", as: guest, on: .c("g"))
         try await service.setRetention(.none, ofRoom: "live", by: guest)

@@ -23,7 +23,7 @@ struct ModerationTests {
 
     @Test(arguments: StoreKind.allCases)
     func theOwnerClearsHistory(kind: StoreKind) async throws {
-        let (service, sink, _) = try makeService(kind)
+        let (service, sink, _) = try await makeService(kind)
         let owner = try await service.register(handle: "owner", password: "long enough").identity
         let guest = try service.guest(name: "gus")
         _ = try await service.join("mod", as: owner, on: .c("owner"))
@@ -39,7 +39,7 @@ struct ModerationTests {
 
     @Test(arguments: StoreKind.allCases)
     func theOwnerRemovesAMember(kind: StoreKind) async throws {
-        let (service, sink, store) = try makeService(kind)
+        let (service, sink, store) = try await makeService(kind)
         let owner = try await service.register(handle: "owner", password: "long enough").identity
         let member = try await service.register(handle: "member", password: "long enough").identity
         _ = try await service.join("mod", as: owner, on: .c("owner"))

@@ -12,8 +12,8 @@ final class TestClock: Sendable {
 @Suite("Retention policies")
 struct RetentionTests {
     /// A service whose clock the test moves.
-    func makeService(_ kind: StoreKind, defaultRetention: RetentionPolicy = .keep) throws -> (ChatService, RecordingSink, any ChatStore, TestClock) {
-        let store = try kind.make()
+    func makeService(_ kind: StoreKind, defaultRetention: RetentionPolicy = .keep) async throws -> (ChatService, RecordingSink, any ChatStore, TestClock) {
+        let store = try await kind.make()
         let sink = RecordingSink()
         var configuration = ChatConfiguration()
         configuration.passwordHasher = .forTesting
@@ -33,7 +33,7 @@ struct RetentionTests {
 
     @Test(arguments: StoreKind.allCases)
     func untilDeliveredDeletesAfterTheLastRecipientsAcknowledgement(kind: StoreKind) async throws {
-        let (service, _, store, _) = try makeService(kind)
+        let (service, _, store, _) = try await makeService(kind)
         let (ada, bob) = try await pair(service, room: "viber")
         let cyd = try await service.register(handle: "cyd", password: "long enough").identity
         _ = try await service.join("viber", as: cyd, on: .c("cyd"))
@@ -57,7 +57,7 @@ struct RetentionTests {
 
     @Test(arguments: StoreKind.allCases)
     func undeliveredMessagesExpireAfterTheMaximumAge(kind: StoreKind) async throws {
-        let (service, _, store, now) = try makeService(kind, defaultRetention: .untilDelivered)
+        let (service, _, store, now) = try await makeService(kind, defaultRetention: .untilDelivered)
         let (ada, _) = try await pair(service, room: "slow")
         let old = try await service.send("old", to: "slow", clientID: nil, from: ada, on: .c("ada"))
         now.advance(by: 30_000)
@@ -73,7 +73,7 @@ struct RetentionTests {
 
     @Test(arguments: StoreKind.allCases)
     func noneRelaysWithoutStoring(kind: StoreKind) async throws {
-        let (service, sink, store, _) = try makeService(kind, defaultRetention: .none)
+        let (service, sink, store, _) = try await makeService(kind, defaultRetention: .none)
         let (ada, bob) = try await pair(service, room: "relay")
         sink.clear()
         let message = try await service.send("gone with the wind", to: "relay", clientID: "r1", from: ada, on: .c("ada"))
@@ -92,7 +92,7 @@ struct RetentionTests {
     }
 
     @Test func untilDeliveredWithNoRecipientAccountIsNotStored() async throws {
-        let (service, _, store, _) = try makeService(.memory, defaultRetention: .untilDelivered)
+        let (service, _, store, _) = try await makeService(.memory, defaultRetention: .untilDelivered)
         let guest = try service.guest(name: "solo")
         _ = try await service.join("alone", as: guest, on: .c("solo"))
         let message = try await service.send("nobody to deliver to", to: "alone", clientID: nil, from: guest, on: .c("solo"))
@@ -101,7 +101,7 @@ struct RetentionTests {
     }
 
     @Test func onlyTheOwnerOrAFriendSetsRetention() async throws {
-        let (service, _, _, _) = try makeService(.memory)
+        let (service, _, _, _) = try await makeService(.memory)
         let (ada, bob) = try await pair(service, room: "owned")
         let notOwner = await #expect(throws: ChatError.self) { try await service.setRetention(.none, ofRoom: "owned", by: bob) }
         #expect(notOwner?.code == .notOwner)

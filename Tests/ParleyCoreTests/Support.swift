@@ -1,21 +1,61 @@
 import Foundation
+import Logging
 import ParleyCore
+import ParleyStorePostgres
 import ParleyStoreSQLite
+import PostgresNIO
 import Synchronization
 
-/// The stores every store test runs on.
+/// The stores every store test runs on: PostgreSQL too when `PARLEY_TEST_POSTGRES_URL` names a
+/// server whose user may create databases (`scripts/test` starts one and sets it).
 enum StoreKind: String, CaseIterable, CustomStringConvertible, Sendable {
     case memory
     case sqlite
+    case postgres
 
-    func make() throws -> any ChatStore {
+    static var allCases: [StoreKind] { TestPostgres.url == nil ? [.memory, .sqlite] : [.memory, .sqlite, .postgres] }
+
+    func make() async throws -> any ChatStore {
         switch self {
         case .memory: InMemoryChatStore()
         case .sqlite: try SQLiteChatStore()
+        case .postgres: try await TestPostgres.freshStore()
         }
     }
 
     var description: String { rawValue }
+}
+
+/// The test PostgreSQL server: each store gets a database of its own, made for it.
+enum TestPostgres {
+    static let url = ProcessInfo.processInfo.environment["PARLEY_TEST_POSTGRES_URL"].flatMap { $0.isEmpty ? nil : $0 }
+
+    /// A new, empty, migrated database on the test server.
+    static func freshStore() async throws -> PostgresChatStore {
+        try await PostgresChatStore(url: try await freshDatabase(), maxConnections: 4, logger: quiet)
+    }
+
+    /// The URL of a new, empty database on the test server.
+    static func freshDatabase() async throws -> String {
+        guard let url else { throw ChatError(.internalError, "PARLEY_TEST_POSTGRES_URL is not set") }
+        let name = "parley_test_\(UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased())"
+        let admin = PostgresClient(configuration: try PostgresChatStore.configuration(url: url, maxConnections: 1), backgroundLogger: quiet)
+        try await withThrowingDiscardingTaskGroup { group in
+            group.addTask { await admin.run() }
+            // An identifier cannot be a parameter; `name` is made of hex digits only.
+            try await admin.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)"))
+            group.cancelAll()
+        }
+        var components = URLComponents(string: url)!
+        components.path = "/\(name)"
+        return components.string!
+    }
+
+    static let quiet: Logger = {
+        var logger = Logger(label: "parley.test.postgres")
+        logger.logLevel = .critical
+        return logger
+    }()
 }
 
 /// A sink that records what the service publishes and who is subscribed to what.
@@ -47,8 +87,8 @@ final class RecordingSink: ChatEventSink {
 }
 
 /// A service on a fresh store, with a cheap password hash and a fixed clock.
-func makeService(_ kind: StoreKind = .memory) throws -> (ChatService, RecordingSink, any ChatStore) {
-    let store = try kind.make()
+func makeService(_ kind: StoreKind = .memory) async throws -> (ChatService, RecordingSink, any ChatStore) {
+    let store = try await kind.make()
     let sink = RecordingSink()
     var configuration = ChatConfiguration()
     configuration.passwordHasher = .forTesting

@@ -20,7 +20,7 @@ func withParley(
     configure(&configuration)
     var logger = Logger(label: "parley.test")
     logger.logLevel = .warning
-    let app = try buildApplication(configuration: configuration, logger: logger)
+    let app = try await buildApplication(configuration: configuration, logger: logger)
     setUp(app)
     try await app.start()
     let url = "http://127.0.0.1:\(app.port ?? 0)"

@@ -1,0 +1,516 @@
+import Foundation
+import Logging
+import ParleyCore
+import PostgresNIO
+
+/// The ``ChatStore`` on PostgreSQL (postgres-nio): the store of several Parley nodes sharing one
+/// database. Parameterised queries only, a pool of connections, and append-only named
+/// migrations run on start (under an advisory lock, so that nodes starting together take turns).
+///
+/// Unlike the SQLite store, PostgreSQL keeps deleted rows in its data files until vacuum reclaims
+/// them (autovacuum does so in the background); see docs/DEPLOYMENT.md.
+public final class PostgresChatStore: ChatStore {
+    private let client: PostgresClient
+    private let runner: Task<Void, Never>
+    private let logger: Logger
+    private let inserts: MessageWriteQueue
+
+    /// Connects to the database at `url` (`postgres://user:password@host:port/database`, with
+    /// `?sslmode=disable|prefer|require`; `prefer` when not given), and migrates it.
+    public convenience init(url: String, maxConnections: Int = 20, logger: Logger = Logger(label: "parley.postgres")) async throws {
+        try await self.init(configuration: Self.configuration(url: url, maxConnections: maxConnections), logger: logger)
+    }
+
+    /// Connects with a postgres-nio configuration, and migrates the database. Throws if that
+    /// has not succeeded within `startTimeout`.
+    public init(
+        configuration: PostgresClient.Configuration, startTimeout: Duration = .seconds(15), logger: Logger = Logger(label: "parley.postgres")
+    ) async throws {
+        let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        self.client = client
+        self.logger = logger
+        self.runner = Task { await client.run() }
+        self.inserts = MessageWriteQueue(label: "parley.postgres.completions") { [client, logger] batch in
+            try await client.withTransaction(logger: logger) { connection in
+                var results: [MessageWriteQueue.Inserted] = []
+                for insert in batch {
+                    results.append(try await Self.insert(insert.message, recipients: insert.recipients, on: connection, logger: logger))
+                }
+                return results
+            }
+        }
+        let target = "\(configuration.host ?? "?"):\(configuration.port ?? 5432)"
+        do {
+            // The pool retries a refused connection forever; a server that cannot start says so.
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await self.migrate() }
+                group.addTask {
+                    try await Task.sleep(for: startTimeout)
+                    throw ChatError(.internalError, "Could not reach PostgreSQL at \(target) within \(startTimeout) (the log says why).")
+                }
+                try await group.next()
+                group.cancelAll()
+            }
+        } catch {
+            runner.cancel()
+            throw error
+        }
+    }
+
+    deinit { runner.cancel() }
+
+    /// Closes the pool's connections. The store cannot be used afterwards.
+    public func close() async {
+        runner.cancel()
+        _ = await runner.value
+    }
+
+    /// A client configuration from a `postgres://` URL.
+    public static func configuration(url: String, maxConnections: Int = 20) throws -> PostgresClient.Configuration {
+        guard let components = URLComponents(string: url), ["postgres", "postgresql"].contains(components.scheme ?? ""),
+              let host = components.host, !host.isEmpty
+        else { throw ChatError(.invalidArgument, "A PostgreSQL URL looks like postgres://user:password@host:5432/database.") }
+        let mode = components.queryItems?.first { $0.name == "sslmode" }?.value ?? "prefer"
+        let tls: PostgresClient.Configuration.TLS
+        switch mode {
+        case "disable": tls = .disable
+        case "prefer", "allow": tls = .prefer(.makeClientConfiguration())
+        case "require": tls = .require(.makeClientConfiguration())
+        default: throw ChatError(.invalidArgument, "sslmode is disable, prefer or require, not \(mode).")
+        }
+        var configuration = PostgresClient.Configuration(
+            host: host, port: components.port ?? 5432,
+            username: components.percentEncodedUser.flatMap { $0.removingPercentEncoding } ?? "postgres",
+            password: components.percentEncodedPassword.flatMap { $0.removingPercentEncoding },
+            database: components.path.count > 1 ? String(components.path.dropFirst()).removingPercentEncoding : nil,
+            tls: tls
+        )
+        configuration.options.maximumConnections = max(1, maxConnections)
+        return configuration
+    }
+
+    // MARK: Migrations
+
+    /// Every migration, in order: a name and its SQL. Append new ones at the end; never edit
+    /// one that has shipped.
+    static let migrations: [(name: String, sql: [String])] = [
+        ("2026-11-22-schema", [
+            """
+            CREATE TABLE account (
+                id TEXT PRIMARY KEY,
+                handle TEXT NOT NULL,
+                handle_key TEXT NOT NULL UNIQUE,
+                password_hash TEXT NOT NULL,
+                created_at BIGINT NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE session (
+                token_hash TEXT PRIMARY KEY,
+                user_id TEXT NOT NULL REFERENCES account(id) ON DELETE CASCADE,
+                created_at BIGINT NOT NULL
+            )
+            """,
+            "CREATE TABLE room (name TEXT PRIMARY KEY, owner TEXT NOT NULL, created_at BIGINT NOT NULL)",
+            """
+            CREATE TABLE room_member (
+                room TEXT NOT NULL REFERENCES room(name) ON DELETE CASCADE,
+                user_id TEXT NOT NULL,
+                PRIMARY KEY (room, user_id)
+            )
+            """,
+            "CREATE INDEX room_member_by_user ON room_member(user_id)",
+            """
+            CREATE TABLE message (
+                id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                conversation TEXT NOT NULL,
+                sender_id TEXT NOT NULL,
+                sender_name TEXT NOT NULL,
+                sender_kind TEXT NOT NULL,
+                body TEXT NOT NULL,
+                client_id TEXT,
+                sent_at BIGINT NOT NULL,
+                retention TEXT NOT NULL DEFAULT 'keep'
+            )
+            """,
+            "CREATE INDEX message_by_conversation ON message(conversation, id)",
+            "CREATE UNIQUE INDEX message_by_client_id ON message(sender_id, client_id) WHERE client_id IS NOT NULL",
+            "CREATE INDEX message_until_delivered ON message(sent_at) WHERE retention = 'until-delivered'",
+            """
+            CREATE TABLE message_image (
+                message_id BIGINT PRIMARY KEY REFERENCES message(id) ON DELETE CASCADE,
+                type TEXT NOT NULL,
+                size INTEGER NOT NULL,
+                bytes BYTEA NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE inbox (
+                user_id TEXT NOT NULL,
+                message_id BIGINT NOT NULL REFERENCES message(id) ON DELETE CASCADE,
+                PRIMARY KEY (user_id, message_id)
+            )
+            """,
+            "CREATE INDEX inbox_by_message ON inbox(message_id)",
+            "CREATE TABLE conversation_policy (conversation TEXT PRIMARY KEY, retention TEXT NOT NULL)",
+            """
+            CREATE TABLE friend_request (
+                user_low TEXT NOT NULL,
+                user_high TEXT NOT NULL,
+                from_id TEXT NOT NULL,
+                to_id TEXT NOT NULL,
+                status TEXT NOT NULL,
+                updated_at BIGINT NOT NULL,
+                PRIMARY KEY (user_low, user_high)
+            )
+            """,
+            "CREATE INDEX friend_request_by_high ON friend_request(user_high)",
+            "CREATE TABLE block (blocker TEXT NOT NULL, blocked TEXT NOT NULL, PRIMARY KEY (blocker, blocked))",
+        ]),
+    ]
+
+    /// The names of every migration this version knows, oldest first.
+    public static var migrationNames: [String] { migrations.map(\.name) }
+
+    /// A key for `pg_advisory_xact_lock`, so that nodes starting together migrate one at a time.
+    private static let migrationLock: Int64 = 0x7061_726c_6579
+
+    private func migrate() async throws {
+        try await client.withTransaction(logger: logger) { connection in
+            try await connection.query("SELECT pg_advisory_xact_lock(\(Self.migrationLock))", logger: logger)
+            try await connection.query(
+                "CREATE TABLE IF NOT EXISTS parley_migration (name TEXT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+                logger: logger
+            )
+            var applied = Set<String>()
+            for try await name in try await connection.query("SELECT name FROM parley_migration", logger: logger).decode(String.self) {
+                applied.insert(name)
+            }
+            for migration in Self.migrations where !applied.contains(migration.name) {
+                for statement in migration.sql {
+                    try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                }
+                try await connection.query("INSERT INTO parley_migration (name) VALUES (\(migration.name))", logger: logger)
+                logger.info("applied migration", metadata: ["name": .string(migration.name)])
+            }
+        }
+    }
+
+    /// The names of the migrations applied so far, oldest first.
+    public func appliedMigrations() async throws -> [String] {
+        try await all("SELECT name FROM parley_migration ORDER BY applied_at, name", as: String.self)
+    }
+
+    // MARK: Query helpers
+
+    /// Runs a statement, discarding rows.
+    private func run(_ query: PostgresQuery) async throws {
+        try await client.query(query, logger: logger)
+    }
+
+    /// Every row of a one-column query.
+    private func all<T: PostgresDecodable>(_ query: PostgresQuery, as type: T.Type) async throws -> [T] {
+        try await client.query(query, logger: logger).collect().map { try $0.decode(T.self) }
+    }
+
+    /// Whether a query returns any row.
+    private func exists(_ query: PostgresQuery) async throws -> Bool {
+        try await !client.query(query, logger: logger).collect().isEmpty
+    }
+
+    /// The number of rows a query returns.
+    private func count(_ query: PostgresQuery, on connection: PostgresConnection? = nil) async throws -> Int {
+        if let connection { return try await connection.query(query, logger: logger).collect().count }
+        return try await client.query(query, logger: logger).collect().count
+    }
+
+    // MARK: Accounts and sessions
+
+    public func createAccount(_ account: Account) async throws {
+        let inserted = try await count("""
+            INSERT INTO account (id, handle, handle_key, password_hash, created_at)
+            VALUES (\(account.id.rawValue), \(account.handle), \(account.handleKey), \(account.passwordHash), \(account.createdAt))
+            ON CONFLICT (handle_key) DO NOTHING RETURNING id
+            """)
+        guard inserted == 1 else { throw ChatError(.handleTaken, "That handle is taken.") }
+    }
+
+    public func account(handleKey: String) async throws -> Account? {
+        try await accounts("SELECT id, handle, handle_key, password_hash, created_at FROM account WHERE handle_key = \(handleKey)").first
+    }
+
+    public func account(id: UserID) async throws -> Account? {
+        try await accounts("SELECT id, handle, handle_key, password_hash, created_at FROM account WHERE id = \(id.rawValue)").first
+    }
+
+    private func accounts(_ query: PostgresQuery) async throws -> [Account] {
+        try await client.query(query, logger: logger).collect().map { row in
+            let (id, handle, key, hash, created) = try row.decode((String, String, String, String, Int64).self)
+            return Account(id: UserID(rawValue: id), handle: handle, handleKey: key, passwordHash: hash, createdAt: created)
+        }
+    }
+
+    public func createSession(tokenHash: String, user: UserID, createdAt: Timestamp) async throws {
+        try await run("INSERT INTO session (token_hash, user_id, created_at) VALUES (\(tokenHash), \(user.rawValue), \(createdAt))")
+    }
+
+    public func sessionUser(tokenHash: String) async throws -> UserID? {
+        try await all("SELECT user_id FROM session WHERE token_hash = \(tokenHash)", as: String.self).first.map(UserID.init)
+    }
+
+    public func deleteSession(tokenHash: String) async throws {
+        try await run("DELETE FROM session WHERE token_hash = \(tokenHash)")
+    }
+
+    // MARK: Rooms
+
+    public func room(named name: String) async throws -> Room? {
+        try await client.query("SELECT name, owner, created_at FROM room WHERE name = \(name)", logger: logger).collect().first.map { row in
+            let (name, owner, created) = try row.decode((String, String, Int64).self)
+            return Room(name: name, owner: UserID(rawValue: owner), createdAt: created)
+        }
+    }
+
+    public func createRoom(_ room: Room) async throws -> Room {
+        try await run("""
+            INSERT INTO room (name, owner, created_at) VALUES (\(room.name), \(room.owner.rawValue), \(room.createdAt))
+            ON CONFLICT (name) DO NOTHING
+            """)
+        return try await self.room(named: room.name) ?? room
+    }
+
+    public func addMember(room: String, user: UserID) async throws {
+        try await run("INSERT INTO room_member (room, user_id) VALUES (\(room), \(user.rawValue)) ON CONFLICT DO NOTHING")
+    }
+
+    public func removeMember(room: String, user: UserID) async throws {
+        try await run("DELETE FROM room_member WHERE room = \(room) AND user_id = \(user.rawValue)")
+    }
+
+    public func isMember(room: String, user: UserID) async throws -> Bool {
+        try await exists("SELECT 1 FROM room_member WHERE room = \(room) AND user_id = \(user.rawValue)")
+    }
+
+    public func members(of room: String) async throws -> [UserID] {
+        try await all("SELECT user_id FROM room_member WHERE room = \(room) ORDER BY user_id COLLATE \"C\"", as: String.self)
+            .map(UserID.init)
+    }
+
+    public func rooms(of user: UserID) async throws -> [String] {
+        try await all("SELECT room FROM room_member WHERE user_id = \(user.rawValue) ORDER BY room COLLATE \"C\"", as: String.self)
+    }
+
+    // MARK: Friends and blocks
+
+    private static func pair(_ a: UserID, _ b: UserID) -> (String, String) {
+        a < b ? (a.rawValue, b.rawValue) : (b.rawValue, a.rawValue)
+    }
+
+    public func friendRequest(between a: UserID, and b: UserID) async throws -> FriendRequest? {
+        let (low, high) = Self.pair(a, b)
+        return try await friendRequests("""
+            SELECT from_id, to_id, status, updated_at FROM friend_request WHERE user_low = \(low) AND user_high = \(high)
+            """).first
+    }
+
+    public func saveFriendRequest(_ request: FriendRequest) async throws {
+        let (low, high) = Self.pair(request.from, request.to)
+        try await run("""
+            INSERT INTO friend_request (user_low, user_high, from_id, to_id, status, updated_at)
+            VALUES (\(low), \(high), \(request.from.rawValue), \(request.to.rawValue), \(request.status.rawValue), \(request.updatedAt))
+            ON CONFLICT (user_low, user_high) DO UPDATE SET
+                from_id = excluded.from_id, to_id = excluded.to_id, status = excluded.status, updated_at = excluded.updated_at
+            """)
+    }
+
+    public func deleteFriendRequest(between a: UserID, and b: UserID) async throws {
+        let (low, high) = Self.pair(a, b)
+        try await run("DELETE FROM friend_request WHERE user_low = \(low) AND user_high = \(high)")
+    }
+
+    public func friendRequests(of user: UserID) async throws -> [FriendRequest] {
+        try await friendRequests("""
+            SELECT from_id, to_id, status, updated_at FROM friend_request WHERE user_low = \(user.rawValue) OR user_high = \(user.rawValue)
+            ORDER BY updated_at, from_id COLLATE "C", to_id COLLATE "C"
+            """)
+    }
+
+    private func friendRequests(_ query: PostgresQuery) async throws -> [FriendRequest] {
+        try await client.query(query, logger: logger).collect().map { row in
+            let (from, to, status, updated) = try row.decode((String, String, String, Int64).self)
+            return FriendRequest(
+                from: UserID(rawValue: from), to: UserID(rawValue: to), status: FriendStatus(rawValue: status) ?? .rejected, updatedAt: updated
+            )
+        }
+    }
+
+    public func block(_ blocked: UserID, by blocker: UserID) async throws {
+        try await run("INSERT INTO block (blocker, blocked) VALUES (\(blocker.rawValue), \(blocked.rawValue)) ON CONFLICT DO NOTHING")
+    }
+
+    public func unblock(_ blocked: UserID, by blocker: UserID) async throws {
+        try await run("DELETE FROM block WHERE blocker = \(blocker.rawValue) AND blocked = \(blocked.rawValue)")
+    }
+
+    public func isBlocked(_ blocked: UserID, by blocker: UserID) async throws -> Bool {
+        try await exists("SELECT 1 FROM block WHERE blocker = \(blocker.rawValue) AND blocked = \(blocked.rawValue)")
+    }
+
+    public func blocked(by blocker: UserID) async throws -> [UserID] {
+        try await all("SELECT blocked FROM block WHERE blocker = \(blocker.rawValue) ORDER BY blocked COLLATE \"C\"", as: String.self)
+            .map(UserID.init)
+    }
+
+    // MARK: Messages
+
+    /// Stores a message and its recipients' inbox rows, committed with the inserts that arrive
+    /// meanwhile (see ``MessageWriteQueue``); returns once it is committed.
+    public func insertMessage(_ message: NewMessage, recipients: [UserID]) async throws -> (message: StoredMessage, inserted: Bool) {
+        try await inserts.insert(message, recipients: recipients)
+    }
+
+    /// Queues the insert and returns at once, unless 4,096 inserts are already waiting (see
+    /// ``MessageWriteQueue/submit(_:recipients:completion:)``).
+    public func submitMessage(_ message: NewMessage, recipients: [UserID], completion: @escaping MessageCompletion) async {
+        await inserts.submit(message, recipients: recipients, completion: completion)
+    }
+
+    /// Inserts one message in the caller's transaction. A second insert under the same sender and
+    /// client id (even from another node, at the same moment) finds the first one instead: the
+    /// unique index makes the later transaction wait for the earlier and then do nothing.
+    private static func insert(
+        _ message: NewMessage, recipients: [UserID], on connection: PostgresConnection, logger: Logger
+    ) async throws -> MessageWriteQueue.Inserted {
+        let rows = try await connection.query("""
+            INSERT INTO message (conversation, sender_id, sender_name, sender_kind, body, client_id, sent_at, retention)
+            VALUES (\(message.conversation.rawValue), \(message.sender.id.rawValue), \(message.sender.name),
+                    \(message.sender.kind.rawValue), \(message.text), \(message.clientID), \(message.sentAt), \(message.retention.rawValue))
+            ON CONFLICT (sender_id, client_id) WHERE client_id IS NOT NULL DO NOTHING
+            RETURNING id
+            """, logger: logger).collect()
+        guard let row = rows.first else {
+            let existing = try await connection.query(
+                "\(unescaped: messageSelect) WHERE m.sender_id = \(message.sender.id.rawValue) AND m.client_id = \(message.clientID)",
+                logger: logger
+            ).collect()
+            guard let first = existing.first else { throw ChatError(.internalError, "A message with this client id vanished.") }
+            return (try Self.message(first), false)
+        }
+        let stored = StoredMessage(id: try row.decode(Int64.self), message)
+        if let image = message.image, let data = image.data {
+            try await connection.query("""
+                INSERT INTO message_image (message_id, type, size, bytes) VALUES (\(stored.id), \(image.type), \(image.size), \(data))
+                """, logger: logger)
+        }
+        if !recipients.isEmpty {
+            try await connection.query("""
+                INSERT INTO inbox (user_id, message_id) SELECT unnest(\(recipients.map(\.rawValue))::text[]), \(stored.id)
+                ON CONFLICT DO NOTHING
+                """, logger: logger)
+        }
+        return (stored, true)
+    }
+
+    public func message(id: Int64) async throws -> StoredMessage? {
+        try await messages("\(unescaped: Self.messageSelect) WHERE m.id = \(id)").first
+    }
+
+    public func image(ofMessage id: Int64) async throws -> MessageImage? {
+        try await client.query("SELECT type, size, bytes FROM message_image WHERE message_id = \(id)", logger: logger).collect().first
+            .map { row in
+                let (type, size, bytes) = try row.decode((String, Int, Data).self)
+                return MessageImage(type: type, size: size, data: bytes)
+            }
+    }
+
+    public func pendingMessages(for user: UserID, after: Int64?, limit: Int) async throws -> [StoredMessage] {
+        try await messages("""
+            \(unescaped: Self.messageSelect) JOIN inbox ON m.id = inbox.message_id
+            WHERE inbox.user_id = \(user.rawValue) AND inbox.message_id > \(after ?? 0) ORDER BY inbox.message_id LIMIT \(limit)
+            """)
+    }
+
+    /// Takes the messages out of the account's inbox and deletes the `until-delivered` ones that
+    /// are then in nobody's. The messages' rows are locked first, in id order: two recipients
+    /// acknowledging the same message on two nodes take turns, and the second sees the first's
+    /// inbox row gone, so the message is deleted by whichever comes last.
+    public func markDelivered(_ ids: [Int64], for user: UserID) async throws -> [StoredMessage] {
+        guard !ids.isEmpty else { return [] }
+        return try await client.withTransaction(logger: logger) { connection in
+            try await connection.query("SELECT id FROM message WHERE id = ANY(\(ids)) ORDER BY id FOR UPDATE", logger: logger)
+            var taken = Set<Int64>()
+            let rows = try await connection.query(
+                "DELETE FROM inbox WHERE user_id = \(user.rawValue) AND message_id = ANY(\(ids)) RETURNING message_id", logger: logger
+            ).collect()
+            for row in rows { taken.insert(try row.decode(Int64.self)) }
+            guard !taken.isEmpty else { return [] }
+            let found = try await connection.query(
+                "\(unescaped: Self.messageSelect) WHERE m.id = ANY(\(Array(taken)))", logger: logger
+            ).collect().map(Self.message)
+            let byID = Dictionary(found.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+            var seen = Set<Int64>()
+            let delivered = ids.compactMap { id in seen.insert(id).inserted ? byID[id] : nil }
+            let ephemeral = delivered.filter { $0.retention == .untilDelivered }.map(\.id)
+            if !ephemeral.isEmpty {
+                try await connection.query("""
+                    DELETE FROM message WHERE id = ANY(\(ephemeral)) AND NOT EXISTS (SELECT 1 FROM inbox WHERE inbox.message_id = message.id)
+                    """, logger: logger)
+            }
+            return delivered
+        }
+    }
+
+    public func deleteUndelivered(sentBefore time: Timestamp) async throws -> Int {
+        try await count("DELETE FROM message WHERE retention = 'until-delivered' AND sent_at < \(time) RETURNING id")
+    }
+
+    public func deleteMessages(in conversation: ConversationKey) async throws -> Int {
+        try await count("DELETE FROM message WHERE conversation = \(conversation.rawValue) RETURNING id")
+    }
+
+    public func retention(of conversation: ConversationKey) async throws -> RetentionPolicy? {
+        try await all("SELECT retention FROM conversation_policy WHERE conversation = \(conversation.rawValue)", as: String.self)
+            .first.flatMap(RetentionPolicy.init(rawValue:))
+    }
+
+    public func setRetention(_ policy: RetentionPolicy, for conversation: ConversationKey) async throws {
+        try await run("""
+            INSERT INTO conversation_policy (conversation, retention) VALUES (\(conversation.rawValue), \(policy.rawValue))
+            ON CONFLICT (conversation) DO UPDATE SET retention = excluded.retention
+            """)
+    }
+
+    public func messages(in conversation: ConversationKey, before: Int64?, limit: Int) async throws -> [StoredMessage] {
+        try await messages("""
+            \(unescaped: Self.messageSelect) WHERE m.conversation = \(conversation.rawValue) AND m.id < \(before ?? Int64.max)
+            ORDER BY m.id DESC LIMIT \(limit)
+            """).reversed()
+    }
+
+    private func messages(_ query: PostgresQuery) async throws -> [StoredMessage] {
+        try await client.query(query, logger: logger).collect().map(Self.message)
+    }
+
+    /// Messages with their image's type and size (never its bytes), in the column order
+    /// ``message(_:)`` decodes.
+    private static let messageSelect = """
+        SELECT m.id, m.conversation, m.sender_id, m.sender_name, m.sender_kind, m.body, m.client_id, m.sent_at, m.retention,
+               i.type, i.size
+        FROM message m LEFT JOIN message_image i ON i.message_id = m.id
+        """
+
+    private static func message(_ row: PostgresRow) throws -> StoredMessage {
+        let (id, conversation, senderID, senderName, senderKind, body, clientID, sentAt, retention, imageType, imageSize) =
+            try row.decode((Int64, String, String, String, String, String, String?, Int64, String, String?, Int?).self)
+        return StoredMessage(
+            id: id,
+            conversation: ConversationKey(rawValue: conversation),
+            sender: Identity(id: UserID(rawValue: senderID), name: senderName, kind: Identity.Kind(rawValue: senderKind) ?? .guest),
+            text: body,
+            clientID: clientID,
+            sentAt: sentAt,
+            retention: RetentionPolicy(rawValue: retention) ?? .keep,
+            image: imageType.map { MessageImage(type: $0, size: imageSize ?? 0, data: nil) }
+        )
+    }
+}
