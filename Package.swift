@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "ParleyCore", targets: ["ParleyCore"]),
         .library(name: "ParleyStoreSQLite", targets: ["ParleyStoreSQLite"]),
         .library(name: "ParleyStorePostgres", targets: ["ParleyStorePostgres"]),
+        .library(name: "ParleyCluster", targets: ["ParleyCluster"]),
         .library(name: "ParleyServer", targets: ["ParleyServer"]),
         .executable(name: "parley", targets: ["parley"]),
     ],
@@ -85,6 +86,16 @@ let package = Package(
             ]
         ),
         .target(
+            name: "ParleyCluster",
+            dependencies: [
+                "EngineIO",
+                "SocketIO",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
             name: "ParleyServer",
             dependencies: [
                 "EngineIO",
@@ -92,6 +103,7 @@ let package = Package(
                 "ParleyCore",
                 "ParleyStoreSQLite",
                 "ParleyStorePostgres",
+                "ParleyCluster",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -122,6 +134,7 @@ let package = Package(
         .testTarget(name: "EngineIOTests", dependencies: ["EngineIO"]),
         .testTarget(name: "SocketIOTests", dependencies: ["SocketIO", "EngineIO"]),
         .testTarget(name: "ParleyCoreTests", dependencies: ["ParleyCore", "ParleyStoreSQLite", "ParleyStorePostgres"]),
+        .testTarget(name: "ParleyClusterTests", dependencies: ["ParleyCluster", "SocketIO"]),
         .testTarget(name: "ParleyServerTests", dependencies: ["ParleyServer", "ParleyCore", "SocketIOClient"]),
     ],
     swiftLanguageModes: [.v6]

@@ -25,6 +25,11 @@ public struct ChatConfiguration: Sendable {
     /// How long an `until-delivered` message waits for its recipients before it is deleted
     /// anyway, in milliseconds. Default 14 days.
     public var undeliveredMaxAge: Timestamp = 14 * 24 * 3600 * 1000
+    /// Whether a room's member accounts and each conversation's retention policy are kept in
+    /// memory between messages. Only correct when this service is the only writer of the store:
+    /// nodes sharing one store turn it off, so that a membership changed on another node counts
+    /// at once. Default on.
+    public var cachesConversations = true
 
     public init() {}
 }
@@ -40,7 +45,7 @@ public final class ChatService: Sendable {
     let logger: Logger
     let presence = Mutex(Presence())
     let ephemeral = Mutex(EphemeralMessages())
-    let cache = Mutex(ConversationCache())
+    let cache: Mutex<ConversationCache>
 
     /// The current time, in milliseconds since 1970, by the service's clock.
     public var now: Timestamp { clock() }
@@ -56,6 +61,7 @@ public final class ChatService: Sendable {
         self.store = store
         self.sink = sink
         self.configuration = configuration
+        self.cache = Mutex(ConversationCache(enabled: configuration.cachesConversations))
         self.logger = logger
         self.clock = clock
     }

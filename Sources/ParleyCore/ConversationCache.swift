@@ -3,10 +3,12 @@
 /// no store read; the service clears an entry whenever it changes it. Bounded: past
 /// ``capacity`` entries of a kind, that kind starts over.
 ///
-/// It assumes that this service is the only writer of memberships and policies. Several nodes
-/// sharing one store must clear each other's entries (the scale-out adapter's job).
+/// It assumes that this service is the only writer of memberships and policies; nodes sharing
+/// one store make it keep nothing (``ChatConfiguration/cachesConversations``).
 struct ConversationCache {
     static let capacity = 10_000
+    /// Whether it keeps anything.
+    let enabled: Bool
     private var members: [String: [UserID]] = [:]
     private var retention: [ConversationKey: RetentionPolicy?] = [:]
     /// Counts changes: a value read from the store is kept only if nothing changed while it was
@@ -15,8 +17,12 @@ struct ConversationCache {
 
     func members(of room: String) -> [UserID]? { members[room] }
 
+    init(enabled: Bool = true) {
+        self.enabled = enabled
+    }
+
     mutating func setMembers(_ users: [UserID], of room: String, readAt generation: Int) {
-        guard generation == self.generation else { return }
+        guard enabled, generation == self.generation else { return }
         if members.count >= Self.capacity { members.removeAll(keepingCapacity: true) }
         members[room] = users
     }
@@ -30,7 +36,7 @@ struct ConversationCache {
     func retention(of conversation: ConversationKey) -> RetentionPolicy?? { retention[conversation] }
 
     mutating func setRetention(_ policy: RetentionPolicy?, of conversation: ConversationKey, readAt generation: Int) {
-        guard generation == self.generation else { return }
+        guard enabled, generation == self.generation else { return }
         if retention.count >= Self.capacity { retention.removeAll(keepingCapacity: true) }
         retention[conversation] = .some(policy)
     }

@@ -1,5 +1,6 @@
 import EngineIO
 import NIOCore
+import ParleyCluster
 import Prometheus
 import SocketIO
 
@@ -10,6 +11,8 @@ struct HTTPRoutes: Sendable {
     let metrics: PrometheusCollectorRegistry
     let accounts: AccountRoutes
     let tutorial3: Tutorial3Routes
+    /// The cluster bus, when nodes share a PostgreSQL database.
+    let bus: PostgresBus?
     let files = StaticFiles()
 
     func respond(to request: WebRequest) async -> WebResponse {
@@ -18,7 +21,13 @@ struct HTTPRoutes: Sendable {
         if let response = await tutorial3.respond(to: request) { return response }
         switch (request.method, request.path) {
         case (.GET, "/healthz"), (.HEAD, "/healthz"):
-            return WebResponse(contentType: "application/json", body: "{\"status\":\"ok\",\"sessions\":\(engine.sessionCount)}")
+            var body = "{\"status\":\"ok\",\"sessions\":\(engine.sessionCount)"
+            if let bus {
+                // Node ids are ASCII letters, digits, '-' and '_': nothing to escape.
+                let nodes = bus.nodes.map { "\"\($0)\"" }.joined(separator: ",")
+                body += ",\"node\":\"\(bus.nodeID)\",\"nodes\":[\(nodes)]"
+            }
+            return WebResponse(contentType: "application/json", body: body + "}")
         case (.GET, "/metrics"):
             return WebResponse(contentType: "text/plain; version=0.0.4; charset=utf-8", body: metrics.emitToString())
         default:

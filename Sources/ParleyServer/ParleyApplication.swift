@@ -2,6 +2,7 @@ import EngineIO
 import Logging
 import NIOCore
 import NIOPosix
+import ParleyCluster
 import ParleyCore
 import ParleyStorePostgres
 import ParleyStoreSQLite
@@ -24,18 +25,37 @@ public func buildApplication(
     metrics: PrometheusCollectorRegistry = PrometheusCollectorRegistry()
 ) async throws -> ParleyApplication {
     let store: any ChatStore
-    var close: (@Sendable () async -> Void)?
+    var closers: [@Sendable () async -> Void] = []
+    var bus: PostgresBus?
+    var configuration = configuration
     if ParleyConfiguration.isPostgresURL(configuration.database) {
         let postgres = try await PostgresChatStore(url: configuration.database, logger: logger)
         store = postgres
-        close = { await postgres.close() }
-        logger.info("store: PostgreSQL")
+        // Nodes sharing the database: the cluster bus carries broadcasts between them, and no
+        // node may trust what it cached about a conversation that another node can change.
+        let cluster = PostgresBus(
+            configuration: try PostgresChatStore.configuration(url: configuration.database),
+            nodeID: configuration.nodeName ?? PostgresBus.makeNodeID(), logger: logger
+        )
+        do {
+            try await cluster.start()
+        } catch {
+            await postgres.close()
+            throw error
+        }
+        bus = cluster
+        configuration.chat.cachesConversations = false
+        closers = [{ await cluster.shutdown() }, { await postgres.close() }]
+        logger.info("store: PostgreSQL; cluster node \(cluster.nodeID)")
     } else if configuration.database == ":memory:" {
         store = try SQLiteChatStore()
     } else {
         store = try SQLiteChatStore(path: configuration.database)
     }
-    return ParleyApplication(configuration: configuration, store: store, closeStore: close, logger: logger, metrics: metrics)
+    let closeAll: @Sendable () async -> Void = { [closers] in
+        for close in closers { await close() }
+    }
+    return ParleyApplication(configuration: configuration, store: store, bus: bus, closeStore: closeAll, logger: logger, metrics: metrics)
 }
 
 /// The running Parley server, a `Service`: `run()` listens until a graceful shutdown (SIGINT or
@@ -52,18 +72,25 @@ public final class ParleyApplication: Service, Sendable {
     private let logger: Logger
     /// The event loops, when not NIO's shared group (whose size is the machine's core count).
     private let ownGroup: MultiThreadedEventLoopGroup?
-    /// Closes the store's connections, for a store that has any.
+    /// Stops the cluster bus and closes the store's connections, for a store that has any.
     private let closeStore: (@Sendable () async -> Void)?
 
     init(
-        configuration: ParleyConfiguration, store: any ChatStore, closeStore: (@Sendable () async -> Void)? = nil, logger: Logger,
-        metrics: PrometheusCollectorRegistry
+        configuration: ParleyConfiguration, store: any ChatStore, bus: PostgresBus?, closeStore: (@Sendable () async -> Void)?,
+        logger: Logger, metrics: PrometheusCollectorRegistry
     ) {
         self.configuration = configuration
         self.closeStore = closeStore
         self.logger = logger
         let engine = EngineServer(configuration: configuration.engine, logger: logger)
-        let io = SocketIOServer(engine: engine, configuration: configuration.socketIO, logger: logger)
+        let io: SocketIOServer
+        if let bus {
+            io = SocketIOServer(engine: engine, configuration: configuration.socketIO, logger: logger) { context in
+                ClusterAdapter(context: context, bus: bus)
+            }
+        } else {
+            io = SocketIOServer(engine: engine, configuration: configuration.socketIO, logger: logger)
+        }
         let dialects = DialectTable()
         let chat = ChatService(
             store: store, sink: SocketIOEventSink(namespace: io.sockets, dialects: dialects), configuration: configuration.chat,
@@ -73,7 +100,8 @@ public final class ParleyApplication: Service, Sendable {
         self.io = io
         self.chat = chat
         let routes = HTTPRoutes(
-            engine: engine, io: io, metrics: metrics, accounts: AccountRoutes(service: chat), tutorial3: Tutorial3Routes(service: chat)
+            engine: engine, io: io, metrics: metrics, accounts: AccountRoutes(service: chat), tutorial3: Tutorial3Routes(service: chat),
+            bus: bus
         )
         let ownGroup = configuration.threads == System.coreCount ? nil : MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.threads))
         self.ownGroup = ownGroup

@@ -44,6 +44,14 @@ public struct ParleyConfiguration: Sendable {
     public var threads = ParleyConfiguration.usableCPUs()
     /// The log level. Default `info`.
     public var logLevel: Logger.Level = .info
+    /// This node's name in a cluster (nodes sharing a PostgreSQL database): its id on the
+    /// cluster bus and in `/healthz`. Default: a random id.
+    public var nodeName: String?
+
+    /// Whether `name` can name a node: 1 to 32 ASCII letters, digits, `-` and `_`.
+    public static func isValidNodeName(_ name: String) -> Bool {
+        (1...32).contains(name.count) && name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }
+    }
 
     public init() {}
 

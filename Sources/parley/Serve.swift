@@ -49,6 +49,12 @@ struct Serve: AsyncParsableCommand {
     @Flag(name: .customLong("no-eio3"), help: "Refuse Engine.IO v3 clients (socket.io-client 1.x and 2.x) with error code 5.")
     var noEIO3 = false
 
+    @Option(help: "Set this cookie on the response that opens a polling session, for a load balancer's sticky sessions; its value is --node-name if given, else the session id (socket.io's cookie option).")
+    var cookie: String?
+
+    @Option(help: "This node's name in a cluster (letters, digits, - and _; at most 32): the --cookie value and the node id in /healthz. Default: a random id.")
+    var nodeName: String?
+
     @Option(help: "Transports clients may use: polling, websocket (repeatable).")
     var transport: [String] = ["polling", "websocket"]
 
@@ -86,6 +92,12 @@ struct Serve: AsyncParsableCommand {
         }
         guard undeliveredMaxAge > 0 else { throw ValidationError("--undelivered-max-age must be positive") }
         guard tutorial4HistoryCap > 0 else { throw ValidationError("--tutorial4-history-cap must be positive") }
+        if let cookie, cookie.isEmpty || !cookie.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "_-.".contains($0)) }) {
+            throw ValidationError("--cookie is a cookie name: letters, digits, '.', '-' and '_'")
+        }
+        if let nodeName, !ParleyConfiguration.isValidNodeName(nodeName) {
+            throw ValidationError("--node-name has 1 to 32 letters, digits, '-' and '_'")
+        }
     }
 
     func makeConfiguration() throws -> ParleyConfiguration {
@@ -104,6 +116,8 @@ struct Serve: AsyncParsableCommand {
         engine.maxPayload = maxPayload
         engine.transports = Set(transport.compactMap(EngineTransport.init(rawValue:)))
         engine.cors = CORSConfiguration(allowedOrigins: corsOrigins)
+        engine.cookie = cookie.map { EngineCookie(name: $0, value: nodeName) }
+        configuration.nodeName = nodeName
         engine.allowEIO3 = !noEIO3
         configuration.engine = engine
         configuration.socketIO.connectTimeout = .milliseconds(Int64(connectTimeout))

@@ -65,6 +65,28 @@ struct SessionStateMachineTests {
         #expect(machine.queue.isEmpty && machine.queuedBytes == 0)
     }
 
+    /// A poll carries at most 16 packets (python-engineio refuses more); the rest wait, in
+    /// order, for the next polls, and the queue's byte count follows.
+    @Test func aPollCarriesAtMostSixteenPackets() {
+        let packets = (0..<40).map { EnginePacket.message("m\($0)") }
+        var machine = SessionStateMachine(transport: .polling, maxQueuedBytes: 10_000)
+        for packet in packets { #expect(machine.send([packet]) == .queued) }
+        var received: [EnginePacket] = []
+        for expected in [16, 16, 8] {
+            guard case .respond(let batch) = machine.pollRequested() else { Issue.record("no response"); return }
+            #expect(batch.count == expected)
+            received += batch
+            #expect(machine.queuedBytes == machine.queue.reduce(0) { $0 + $1.byteCount })
+            machine.pollFinished()
+        }
+        #expect(received == packets && machine.queue.isEmpty && machine.queuedBytes == 0)
+        // One send of more packets than a poll may carry, to a parked poll.
+        #expect(machine.pollRequested() == .park)
+        #expect(machine.send(Array(packets.prefix(20))) == .respondParkedPoll(Array(packets.prefix(16))))
+        machine.pollFinished()
+        #expect(machine.pollRequested() == .respond(Array(packets[16..<20])))
+    }
+
     @Test func emptyPollParksUntilSomethingIsSent() {
         var machine = SessionStateMachine(transport: .polling, maxQueuedBytes: 1000)
         #expect(machine.pollRequested() == .park)

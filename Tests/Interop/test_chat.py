@@ -527,3 +527,44 @@ def test_images_are_checked_stored_and_served_to_members_only(parley):
     finally:
         for chatter in (ada, bob, outsider):
             chatter.close()
+
+
+def test_a_long_inbox_replays_to_a_polling_client(parley):
+    """More messages waiting than one poll response may carry for python-engineio (16 packets):
+    the replay goes out over several polls, in order, each one a payload python-engineio's own
+    decoder accepts, and a python-socketio polling client gets all of it."""
+    import json
+
+    from engineio import payload as engineio_payload
+
+    token = register(parley, "long_inbox")["token"]
+    member = Chatter(parley, auth={"token": token})
+    member.ok("room:join", {"room": "long-inbox"})
+    member.close()
+    senders = [Chatter(parley, auth={"token": register(parley, f"long_sender{i}")["token"]}) for i in range(3)]
+    sent = []
+    for sender in senders:
+        sender.ok("room:join", {"room": "long-inbox"})
+        sent += [sender.ok("message:send", {"room": "long-inbox", "text": f"{len(sent) + i}"})["message"]["id"] for i in range(20)]
+    # By hand first: connect, then let the replay queue up before polling.
+    base = parley.url + "/socket.io/?EIO=4&transport=polling"
+    sid = json.loads(requests.get(base, timeout=5).text[1:])["sid"]
+    assert requests.post(f"{base}&sid={sid}", data="40" + json.dumps({"token": token}), timeout=5).text == "ok"
+    time.sleep(0.5)
+    replayed = []
+    while len(replayed) < len(sent):
+        body = requests.get(f"{base}&sid={sid}", timeout=5).text
+        packets = engineio_payload.Payload(encoded_payload=body).packets  # raises past 16 packets
+        assert len(packets) <= 16
+        replayed += [json.loads(p.data[1:])[1]["id"] for p in packets if isinstance(p.data, str) and p.data.startswith('2["message"')]
+    assert replayed == sent
+    requests.post(f"{base}&sid={sid}", data="1", timeout=5)
+    back = Chatter(parley, auth={"token": token}, transports=("polling",))
+    try:
+        eventually(lambda: len(back.messages) >= len(sent), timeout=10)
+        assert [m["id"] for m in back.messages] == sent
+        assert back.ok("room:join", {"room": "long-inbox"})["ok"] and back.client.connected
+    finally:
+        back.close()
+        for sender in senders:
+            sender.close()

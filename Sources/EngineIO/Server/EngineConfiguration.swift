@@ -28,6 +28,9 @@ public struct EngineConfiguration: Sendable {
     /// Whether Engine.IO v3 clients (socket.io-client 1.x and 2.x) are accepted. Default `false`,
     /// as in the reference server: they are refused with code 5.
     public var allowEIO3 = false
+    /// A cookie set on the response that opens a polling session, so that a load balancer can
+    /// send the client's later requests to this node (socket.io's `cookie` option). Default: none.
+    public var cookie: EngineCookie?
 
     /// The defaults, served at `path`.
     public init(path: String = "/socket.io/") {
@@ -38,6 +41,28 @@ public struct EngineConfiguration: Sendable {
         var path = path.hasPrefix("/") ? path : "/" + path
         if !path.hasSuffix("/") { path += "/" }
         return path
+    }
+}
+
+/// The cookie of ``EngineConfiguration/cookie``: `name=value; Path=/; HttpOnly; SameSite=Lax`.
+public struct EngineCookie: Sendable, Equatable {
+    /// The cookie's name, such as `io`.
+    public var name: String
+    /// Its value; `nil` for the new session's id, as socket.io does. A node name lets a load
+    /// balancer route on the cookie without knowing session ids.
+    public var value: String?
+    public var path = "/"
+    public var httpOnly = true
+    public var sameSite = "Lax"
+
+    public init(name: String, value: String? = nil) {
+        self.name = name
+        self.value = value
+    }
+
+    /// The `Set-Cookie` header's value for a session.
+    func header(sessionID: String) -> String {
+        "\(name)=\(value ?? sessionID); Path=\(path)\(httpOnly ? "; HttpOnly" : ""); SameSite=\(sameSite)"
     }
 }
 

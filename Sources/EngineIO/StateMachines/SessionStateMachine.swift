@@ -92,6 +92,10 @@ public struct SessionStateMachine: Sendable {
     public private(set) var queuedBytes = 0
     /// The most bytes the queue may hold before the client counts as stalled.
     public let maxQueuedBytes: Int
+    /// The most packets one poll response carries; the rest wait for the next poll.
+    /// python-engineio's client refuses a payload of more than 16 packets (and drops the
+    /// connection), so Parley never sends more.
+    public static let maxPacketsPerPoll = 16
 
     /// A session that starts on `transport`.
     public init(transport: EngineTransport, maxQueuedBytes: Int) {
@@ -120,7 +124,7 @@ public struct SessionStateMachine: Sendable {
                 pollParked = true
                 return .park
             }
-            return .respond(drain())
+            return .respond(drainForPoll())
         }
     }
 
@@ -153,7 +157,7 @@ public struct SessionStateMachine: Sendable {
         case .websocket:
             return .writeWebSocket(packets)
         case .polling, .upgrading:
-            if pollParked, queue.isEmpty {
+            if pollParked, queue.isEmpty, packets.count <= Self.maxPacketsPerPoll {
                 pollParked = false
                 return .respondParkedPoll(packets)
             }
@@ -164,10 +168,19 @@ public struct SessionStateMachine: Sendable {
             queuedBytes += bytes
             if pollParked {
                 pollParked = false
-                return .respondParkedPoll(drain())
+                return .respondParkedPoll(drainForPoll())
             }
             return .queued
         }
+    }
+
+    /// What one poll response carries: the oldest packets, at most ``maxPacketsPerPoll``.
+    private mutating func drainForPoll() -> [EnginePacket] {
+        guard queue.count > Self.maxPacketsPerPoll else { return drain() }
+        let packets = Array(queue.prefix(Self.maxPacketsPerPoll))
+        queue.removeFirst(Self.maxPacketsPerPoll)
+        queuedBytes -= packets.reduce(0) { $0 + $1.byteCount }
+        return packets
     }
 
     private mutating func drain() -> [EnginePacket] {

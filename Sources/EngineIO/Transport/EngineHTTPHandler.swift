@@ -166,7 +166,8 @@ final class EngineHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
                 transport: .polling,
                 handshake: EngineHandshakeRequest(head: head, remoteAddress: context.channel.remoteAddress),
                 eventLoop: context.eventLoop
-            ) { session, open in
+            ) { [cookie = engine.configuration.cookie] session, open in
+                let writer = cookie.map { writer.adding("Set-Cookie", $0.header(sessionID: session.id)) } ?? writer
                 writer.writePolling([open], version: session.protocolVersion, base64Only: true)
             }
         case .poll(let sid):

@@ -9,6 +9,13 @@ struct HTTPResponseWriter: Sendable {
     /// Headers added to every response (CORS).
     let extraHeaders: HTTPHeaders
 
+    /// The same writer, adding one more header to its responses.
+    func adding(_ name: String, _ value: String) -> HTTPResponseWriter {
+        var headers = extraHeaders
+        headers.add(name: name, value: value)
+        return HTTPResponseWriter(channel: channel, version: version, keepAlive: keepAlive, extraHeaders: headers)
+    }
+
     func write(_ response: WebResponse, closeAfter: Bool = false) {
         var headers = response.headers
         headers.add(contentsOf: extraHeaders)
