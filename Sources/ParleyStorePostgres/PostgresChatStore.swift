@@ -219,9 +219,8 @@ public final class PostgresChatStore: ChatStore {
     }
 
     /// The number of rows a query returns.
-    private func count(_ query: PostgresQuery, on connection: PostgresConnection? = nil) async throws -> Int {
-        if let connection { return try await connection.query(query, logger: logger).collect().count }
-        return try await client.query(query, logger: logger).collect().count
+    private func count(_ query: PostgresQuery) async throws -> Int {
+        try await client.query(query, logger: logger).collect().count
     }
 
     // MARK: Accounts and sessions
