@@ -1,19 +1,22 @@
 import Foundation
 import Logging
+import ParleyCore
 import PostgresNIO
 import Synchronization
 
-/// The cluster bus on PostgreSQL: messages go out with `NOTIFY` on one channel and come in by
+/// The cluster bus on PostgreSQL: Socket.IO's ``ClusterMessage``s and the chat service's
+/// ``PresenceChange``s go out with `NOTIFY` on one channel and come in by
 /// `LISTEN`; a message too large for a notification (PostgreSQL's limit is 8,000 bytes) is
 /// written to a table and the notification carries its row id. Every node also writes a
 /// heartbeat row; nodes whose heartbeat is older than ``nodeTimeout`` are removed, and the node
-/// that removes them reports them to ``onNodesDown``.
+/// that removes them reports them to ``onNodesDown``. A node that finds its own heartbeat was
+/// removed (it was taken for gone) reports that to ``onRejoined``.
 ///
 /// A node's messages reach the others in the order it published them: one task publishes them,
 /// a batch per statement. Notifications are not stored: a node that loses its listening
 /// connection misses what was published meanwhile (accounts catch up through store-and-forward
 /// when they reconnect).
-public final class PostgresBus: ClusterBus {
+public final class PostgresBus: ClusterBus, PresenceReplicator {
     /// This node's id (its name, or a random id); names must be unique in a cluster.
     public let nodeID: String
     /// This process's own random id: a node ignores its own messages by it, even if another
@@ -25,6 +28,10 @@ public final class PostgresBus: ClusterBus {
     public let nodeTimeout: Duration
     /// Called with the ids of nodes this node found gone.
     public let onNodesDown = Mutex<(@Sendable ([String]) -> Void)?>(nil)
+    /// Called when this node finds that the others had taken it for gone.
+    public let onRejoined = Mutex<(@Sendable () -> Void)?>(nil)
+    /// Called with each presence change another node publishes, and that node's id.
+    public let onPresence = Mutex<(@Sendable (PresenceChange, String) -> Void)?>(nil)
 
     static let channel = "parley_bus"
     /// Payloads above this many bytes go through the table.
@@ -81,7 +88,7 @@ public final class PostgresBus: ClusterBus {
                     id TEXT PRIMARY KEY, started_at TIMESTAMPTZ NOT NULL DEFAULT now(), seen_at TIMESTAMPTZ NOT NULL DEFAULT now())
                 """, logger: logger)
         }
-        try await heartbeat()
+        _ = try await heartbeat()
         let (listening, ready) = AsyncStream.makeStream(of: Void.self)
         tasks.withLock { tasks in
             tasks.append(Task { await self.listen(ready: ready) })
@@ -119,16 +126,31 @@ public final class PostgresBus: ClusterBus {
     private struct Envelope: Codable {
         /// The publishing process (``PostgresBus/instance``).
         var n: String
+        /// The publishing node (``PostgresBus/nodeID``).
+        var o: String
         /// Its sequence number: notifications identical within one transaction are merged by
         /// PostgreSQL, and this makes each one distinct.
         var s: UInt64
-        var m: ClusterMessage
+        /// A Socket.IO adapter's message, or
+        var m: ClusterMessage?
+        /// a presence change.
+        var p: PresenceChange?
     }
 
     public func publish(_ message: ClusterMessage) {
+        enqueue(message: message, presence: nil)
+    }
+
+    public func publish(_ change: PresenceChange) {
+        enqueue(message: nil, presence: change)
+    }
+
+    /// Queues a message behind the ones published before it, for ``publishLoop()``.
+    private func enqueue(message: ClusterMessage?, presence: PresenceChange?) {
         let queued = outbox.withLock { outbox -> Bool in
             outbox.sequence += 1
-            guard let data = try? JSONEncoder().encode(Envelope(n: instance, s: outbox.sequence, m: message)) else { return false }
+            let envelope = Envelope(n: instance, o: nodeID, s: outbox.sequence, m: message, p: presence)
+            guard let data = try? JSONEncoder().encode(envelope) else { return false }
             outbox.queue.append(String(decoding: data, as: UTF8.self))
             return true
         }
@@ -214,18 +236,24 @@ public final class PostgresBus: ClusterBus {
             return
         }
         guard envelope.n != instance else { return }
-        adapters.withLock { $0[envelope.m.namespace] }?.receive(envelope.m)
+        if let message = envelope.m {
+            adapters.withLock { $0[message.namespace] }?.receive(message)
+        }
+        if let change = envelope.p {
+            onPresence.withLock { $0 }?(change, envelope.o)
+        }
     }
 
     // MARK: Heartbeats
 
-    /// Writes this node's heartbeat and reads which nodes are there.
-    private func heartbeat() async throws {
-        try await client.query("""
-            INSERT INTO parley_node (id) VALUES (\(nodeID)) ON CONFLICT (id) DO UPDATE SET seen_at = now()
-            """, logger: logger)
+    /// Writes this node's heartbeat. Returns whether its row was missing (written anew).
+    private func heartbeat() async throws -> Bool {
+        let rows = try await client.query("""
+            INSERT INTO parley_node (id) VALUES (\(nodeID)) ON CONFLICT (id) DO UPDATE SET seen_at = now() RETURNING (xmax = 0)
+            """, logger: logger).collect()
         let current = try await liveNodes()
         known.withLock { $0 = current }
+        return try rows.first?.decode(Bool.self) ?? false
     }
 
     private func heartbeatLoop() async {
@@ -233,11 +261,15 @@ public final class PostgresBus: ClusterBus {
             try? await Task.sleep(for: heartbeatInterval)
             guard !Task.isCancelled else { break }
             do {
+                // This node's own heartbeat first, so that it never finds itself gone.
+                if try await heartbeat() {
+                    logger.warning("cluster: the other nodes had taken this node for gone; announcing its presence again")
+                    onRejoined.withLock { $0 }?()
+                }
                 let gone = try await client.query("""
                     DELETE FROM parley_node WHERE seen_at < now() - make_interval(secs => \(Self.seconds(nodeTimeout))) RETURNING id
-                    """, logger: logger).collect().map { try $0.decode(String.self) }
+                    """, logger: logger).collect().map { try $0.decode(String.self) }.filter { $0 != nodeID }
                 try await client.query("DELETE FROM parley_bus_payload WHERE created_at < now() - interval '1 minute'", logger: logger)
-                try await heartbeat()
                 if !gone.isEmpty {
                     logger.warning("cluster: nodes stopped sending heartbeats", metadata: ["nodes": "\(gone)"])
                     onNodesDown.withLock { $0 }?(gone)

@@ -1,5 +1,5 @@
 /// One connected client (a socket); a user may have several.
-public struct ConnectionID: RawRepresentable, Sendable, Hashable {
+public struct ConnectionID: RawRepresentable, Sendable, Hashable, Codable {
     public let rawValue: String
     public init(rawValue: String) { self.rawValue = rawValue }
 }

@@ -33,8 +33,15 @@ extension ChatService {
             for connection in presence.connections(of: user, in: name) {
                 guard let gone = presence.remove(connection, from: name) else { continue }
                 who = gone.identity
+                replicator?.publish(.left(room: name, connection: connection))
                 sink.unsubscribe(connection, from: .room(name))
             }
+            // Connections on other nodes: forgotten here at once; their nodes take them out.
+            let elsewhere = presence.connections(of: user, in: name, local: false)
+            for connection in elsewhere {
+                if let gone = presence.remove(connection, from: name) { who = gone.identity }
+            }
+            if !elsewhere.isEmpty { replicator?.publish(.evict(room: name, user: user)) }
             if let who {
                 sink.publish(.removed(room: name, user: who, by: identity), to: .room(name))
                 sink.publish(.removed(room: name, user: who, by: identity), to: .user(who.id))

@@ -41,6 +41,8 @@ public final class ChatService: Sendable {
     public let configuration: ChatConfiguration
     let store: any ChatStore
     let sink: any ChatEventSink
+    /// Tells the other nodes of a cluster about this node's presence; `nil` on a single node.
+    let replicator: (any PresenceReplicator)?
     let clock: @Sendable () -> Timestamp
     let logger: Logger
     let presence = Mutex(Presence())
@@ -50,16 +52,20 @@ public final class ChatService: Sendable {
     /// The current time, in milliseconds since 1970, by the service's clock.
     public var now: Timestamp { clock() }
 
-    /// - Parameter clock: the current time in milliseconds since 1970.
+    /// - Parameters:
+    ///   - replicator: in a cluster, where this node's presence changes go.
+    ///   - clock: the current time in milliseconds since 1970.
     public init(
         store: any ChatStore,
         sink: any ChatEventSink,
+        replicator: (any PresenceReplicator)? = nil,
         configuration: ChatConfiguration = ChatConfiguration(),
         logger: Logger = Logger(label: "parley.chat"),
         clock: @escaping @Sendable () -> Timestamp = { Timestamp(Date().timeIntervalSince1970 * 1000) }
     ) {
         self.store = store
         self.sink = sink
+        self.replicator = replicator
         self.configuration = configuration
         self.cache = Mutex(ConversationCache(enabled: configuration.cachesConversations))
         self.logger = logger
@@ -155,6 +161,7 @@ public final class ChatService: Sendable {
     func enter(_ room: String, _ identity: Identity, _ connection: ConnectionID, presence: inout Presence) {
         guard !presence.contains(connection, in: room) else { return }
         let first = presence.add(connection, identity, to: room)
+        replicator?.publish(.entered(PresenceEntry(room: room, connection: connection, identity: identity)))
         sink.subscribe(connection, to: .room(room))
         let options = PublishOptions(author: connection)
         if first { sink.publish(.notice(room: room, kind: .joined, who: identity), to: .room(room), options: options) }
@@ -173,6 +180,7 @@ public final class ChatService: Sendable {
         }
         presence.withLock { presence in
             guard let removed = presence.remove(connection, from: name) else { return }
+            replicator?.publish(.left(room: name, connection: connection))
             sink.unsubscribe(connection, from: .room(name))
             announceDeparture(removed, from: name, presence: presence)
         }
@@ -183,6 +191,7 @@ public final class ChatService: Sendable {
         presence.withLock { presence in
             for room in presence.connections[connection] ?? [] {
                 guard let removed = presence.remove(connection, from: room) else { continue }
+                replicator?.publish(.left(room: room, connection: connection))
                 announceDeparture(removed, from: room, presence: presence)
             }
         }

@@ -1,5 +1,5 @@
 /// A user's stable id: `a_…` for an account, `g_…` for a guest.
-public struct UserID: RawRepresentable, Sendable, Hashable, Comparable, CustomStringConvertible {
+public struct UserID: RawRepresentable, Sendable, Hashable, Comparable, Codable, CustomStringConvertible {
     public let rawValue: String
     public init(rawValue: String) { self.rawValue = rawValue }
 
@@ -14,9 +14,9 @@ public struct UserID: RawRepresentable, Sendable, Hashable, Comparable, CustomSt
 }
 
 /// Who is talking: an account (by handle) or a guest (by a chosen or generated name).
-public struct Identity: Sendable, Hashable {
+public struct Identity: Sendable, Hashable, Codable {
     /// Whether the identity has an account.
-    public enum Kind: String, Sendable, Hashable {
+    public enum Kind: String, Sendable, Hashable, Codable {
         case guest
         case account
     }

@@ -93,9 +93,17 @@ public final class ParleyApplication: Service, Sendable {
         }
         let dialects = DialectTable()
         let chat = ChatService(
-            store: store, sink: SocketIOEventSink(namespace: io.sockets, dialects: dialects), configuration: configuration.chat,
-            logger: logger
+            store: store, sink: SocketIOEventSink(namespace: io.sockets, dialects: dialects), replicator: bus,
+            configuration: configuration.chat, logger: logger
         )
+        if let bus {
+            // Presence is cluster-wide: each node keeps a copy of the others', asks for it now,
+            // and drops a node's connections when that node stops.
+            bus.onPresence.withLock { $0 = { [weak chat] change, node in chat?.applyPresence(change, from: node) } }
+            bus.onNodesDown.withLock { $0 = { [weak chat] nodes in chat?.nodesDown(nodes) } }
+            bus.onRejoined.withLock { $0 = { [weak chat] in chat?.announcePresence(askingOthers: false) } }
+            chat.announcePresence(askingOthers: true)
+        }
         self.engine = engine
         self.io = io
         self.chat = chat

@@ -76,6 +76,78 @@ def test_accounts_on_two_nodes_chat_befriend_and_write_directly(nodes):
         bob.close()
 
 
+def names(members_payload):
+    return [member["name"] for member in members_payload["members"]]
+
+
+def test_member_lists_and_notices_are_cluster_wide(nodes):
+    a, b = nodes
+    ann = Chatter(a, auth={"name": "ann"})
+    bob = Chatter(b, auth={"name": "bob"}, transports=("polling", "websocket"))
+    try:
+        assert names(ann.ok("room:join", {"room": "presence"})) == ["ann"]
+        # bob, on the other node, sees ann in the list he gets on joining; ann hears of him.
+        joined = bob.ok("room:join", {"room": "presence"})
+        assert names(joined) == ["ann", "bob"]
+        eventually(lambda: ann.members and names(ann.members[-1]) == ["ann", "bob"])
+        eventually(lambda: [n["text"] for n in ann.notices] == ["ann joined", "bob joined"])
+        assert names(ann.ok("room:members", {"room": "presence"})) == ["ann", "bob"]
+        # A name taken on one node is taken on the other.
+        clash = Chatter(a, auth={"name": "BOB"})
+        assert clash.error("room:join", {"room": "presence"}) == "name_taken"
+        clash.close()
+        bob.close()
+        eventually(lambda: [n["text"] for n in ann.notices] == ["ann joined", "bob joined", "bob left"])
+        eventually(lambda: names(ann.members[-1]) == ["ann"])
+    finally:
+        ann.close()
+        bob.close()
+
+
+def test_tutorial_2_names_and_room_data_cross_nodes(nodes):
+    a, b = nodes
+    alice = Recorder(a, ["websocket"])
+    bob = Recorder(b, ["polling"])
+    other = Recorder(b, ["websocket"])
+    try:
+        assert alice.call("join", {"name": "alice", "room": "t2-cluster"}) is None
+        # Taken on node A, so taken on node B.
+        eventually(lambda: other.call("join", {"name": "Alice", "room": "t2-cluster"}) == "Username is taken.")
+        assert bob.call("join", {"name": "bob", "room": "t2-cluster"}) is None
+        users = [{"id": alice.client.get_sid(), "name": "alice", "room": "t2-cluster"},
+                 {"id": bob.client.get_sid(), "name": "bob", "room": "t2-cluster"}]
+        assert bob.events[1] == ("roomData", [{"room": "t2-cluster", "users": users}])
+        eventually(lambda: len(alice.events) == 4)
+        assert alice.events[2:] == [("message", [{"user": "admin", "text": "bob has joined!"}]),
+                                    ("roomData", [{"room": "t2-cluster", "users": users}])]
+        assert alice.call("sendMessage", "across") is None
+        eventually(lambda: bob.events[-1:] == [("message", [{"user": "alice", "text": "across"}])])
+        bob.close()
+        eventually(lambda: len(alice.events) == 7)
+        assert alice.events[5:] == [("message", [{"user": "Admin", "text": "bob has left."}]),
+                                    ("roomData", [{"room": "t2-cluster", "users": users[:1]}])]
+        alice.close()
+        # Once alice is gone from node A, her name is free on node B.
+        eventually(lambda: other.call("join", {"name": "alice", "room": "t2-cluster"}) is None)
+    finally:
+        for client in (alice, bob, other):
+            client.close()
+
+
+def test_a_node_that_starts_late_learns_who_is_present(nodes):
+    a, b = nodes
+    ann = Chatter(a, auth={"name": "early-ann"})
+    ann.ok("room:join", {"room": "late-start"})
+    late = start_parley(database=a.database)
+    try:
+        cal = Chatter(late, auth={"name": "cal"})
+        assert names(cal.ok("room:join", {"room": "late-start"})) == ["cal", "early-ann"]
+        cal.close()
+    finally:
+        ann.close()
+        late.stop()
+
+
 def test_a_killed_node_leaves_the_cluster_and_loses_no_acknowledged_message(nodes):
     import signal
     import time
@@ -89,8 +161,10 @@ def test_a_killed_node_leaves_the_cluster_and_loses_no_acknowledged_message(node
         token = register(c, "cl_cyd")["token"]
         cyd = Chatter(c, auth={"token": token})
         listener = Chatter(b, auth={"token": register(b, "cl_dee")["token"]})
+        ghost = Chatter(c, auth={"name": "ghost"})
+        ghost.ok("room:join", {"room": "kill-room"})
         cyd.ok("room:join", {"room": "kill-room"})
-        listener.ok("room:join", {"room": "kill-room"})
+        assert names(listener.ok("room:join", {"room": "kill-room"})) == ["cl_cyd", "cl_dee", "ghost"]
         acked = [cyd.ok("message:send", {"room": "kill-room", "text": f"k{i}", "clientId": f"k{i}"})["message"]["id"] for i in range(10)]
         eventually(lambda: len(listener.messages) == 10)
         c.process.send_signal(signal.SIGKILL)
@@ -99,6 +173,9 @@ def test_a_killed_node_leaves_the_cluster_and_loses_no_acknowledged_message(node
         # The others see it gone once its heartbeat is older than the timeout (10 s).
         eventually(lambda: node_c not in requests.get(a.url + "/healthz", timeout=5).json()["nodes"], timeout=25)
         assert time.time() - started < 25
+        # Its connections leave the member lists of the other nodes, with a notice each.
+        eventually(lambda: listener.members and names(listener.members[-1]) == ["cl_dee"], timeout=10)
+        assert sorted(n["text"] for n in listener.notices[-2:]) == ["cl_cyd left", "ghost left"]
         # Its client comes back on another node: everything acknowledged is there, once; a
         # retry of an acknowledged message is recognised.
         back = Chatter(a, auth={"token": token})

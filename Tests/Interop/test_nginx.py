@@ -110,6 +110,11 @@ def test_clients_through_nginx_are_spread_over_the_nodes_and_chat_across_them():
         for chatter in chatters:
             eventually(lambda chatter=chatter: {m["text"] for m in chatter.messages} == expected, timeout=10)
 
+        # Member lists count the clients of both nodes.
+        handles = [f"lb_{index}" for index in range(len(chatters))]
+        for chatter in chatters:
+            assert [m["name"] for m in chatter.ok("room:members", {"room": "behind-nginx"})["members"]] == handles
+
         # Direct messages between friends connected through nginx.
         first, last = chatters[0], chatters[-1]
         first.ok("friend:request", {"handle": "lb_5"})
@@ -130,6 +135,25 @@ def test_clients_through_nginx_are_spread_over_the_nodes_and_chat_across_them():
                 eventually(lambda recorder=recorder: recorder.events == [("message", [{"user": "t0", "message": "hello everyone"}])])
         finally:
             for recorder in recorders:
+                recorder.close()
+
+        # The second tutorial's protocol: names are unique across the nodes, and every client
+        # gets the same room data.
+        before = sessions(a), sessions(b)
+        recorders = [Recorder(nginx, mode) for mode in MODES]
+        clashes = [Recorder(nginx, mode) for mode in MODES[1:]]
+        try:
+            assert sessions(a) > before[0] and sessions(b) > before[1], "the tutorial 2 clients are all on one node"
+            for index, recorder in enumerate(recorders):
+                assert recorder.call("join", {"name": f"t2_{index}", "room": "t2-nginx"}) is None
+            time.sleep(0.3)
+            for clash in clashes:
+                assert clash.call("join", {"name": "T2_0", "room": "t2-nginx"}) == "Username is taken."
+            users = [{"id": r.client.get_sid(), "name": f"t2_{i}", "room": "t2-nginx"} for i, r in enumerate(recorders)]
+            for recorder in recorders:
+                eventually(lambda recorder=recorder: recorder.events[-1] == ("roomData", [{"room": "t2-nginx", "users": users}]))
+        finally:
+            for recorder in recorders + clashes:
                 recorder.close()
     finally:
         for chatter in chatters:

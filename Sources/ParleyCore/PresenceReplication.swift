@@ -1,0 +1,87 @@
+/// One connection present in one room.
+public struct PresenceEntry: Codable, Sendable, Hashable {
+    public var room: String
+    public var connection: ConnectionID
+    public var identity: Identity
+
+    public init(room: String, connection: ConnectionID, identity: Identity) {
+        self.room = room
+        self.connection = connection
+        self.identity = identity
+    }
+}
+
+/// What one node of a cluster tells the others about its own connections' presence. Each node
+/// keeps a copy of the others' presence, so that member lists, notices and taken names are
+/// cluster-wide; the node where something happens announces it to the rooms.
+public enum PresenceChange: Codable, Sendable, Hashable {
+    /// A connection of the sending node entered a room.
+    case entered(PresenceEntry)
+    /// A connection of the sending node left a room.
+    case left(room: String, connection: ConnectionID)
+    /// Everything present on the sending node, replacing what was known of it. With `reply`,
+    /// every node that receives it answers with its own snapshot (a node that starts asks so).
+    case snapshot([PresenceEntry], reply: Bool)
+    /// The node that owns `user`'s connections in `room` takes them out (the room's owner
+    /// removed `user` on another node).
+    case evict(room: String, user: UserID)
+    /// These nodes stopped: forget their connections. Their departures are announced by the
+    /// node that found them gone.
+    case nodesDown([String])
+}
+
+/// Sends this node's ``PresenceChange``s to the other nodes, in the order given. Calls must not
+/// block: they run under the chat service's presence lock.
+public protocol PresenceReplicator: Sendable {
+    func publish(_ change: PresenceChange)
+}
+
+extension ChatService {
+    /// Tells the other nodes everything present on this node, replacing what they knew of it;
+    /// with `askingOthers`, they answer with theirs. A node does this when it starts (asking),
+    /// and when the others had taken it for gone.
+    public func announcePresence(askingOthers: Bool) {
+        presence.withLock { presence in replicator?.publish(.snapshot(presence.localEntries(), reply: askingOthers)) }
+    }
+
+    /// Applies a change that node `node` published.
+    public func applyPresence(_ change: PresenceChange, from node: String) {
+        presence.withLock { presence in
+            switch change {
+            case .entered(let entry):
+                _ = presence.add(entry.connection, entry.identity, to: entry.room, origin: node)
+            case .left(let room, let connection):
+                _ = presence.remove(connection, from: room)
+            case .snapshot(let entries, let reply):
+                _ = presence.removeAll(of: [node])
+                for entry in entries { _ = presence.add(entry.connection, entry.identity, to: entry.room, origin: node) }
+                if reply { replicator?.publish(.snapshot(presence.localEntries(), reply: false)) }
+            case .evict(let room, let user):
+                for connection in presence.connections(of: user, in: room) {
+                    guard presence.remove(connection, from: room) != nil else { continue }
+                    sink.unsubscribe(connection, from: .room(room))
+                    replicator?.publish(.left(room: room, connection: connection))
+                }
+            case .nodesDown(let nodes):
+                _ = presence.removeAll(of: Set(nodes))
+            }
+        }
+    }
+
+    /// This node found `nodes` gone: their connections leave every room, the other nodes are
+    /// told to forget them, and each room hears who left and who remains.
+    public func nodesDown(_ nodes: [String]) {
+        presence.withLock { presence in
+            let removed = presence.removeAll(of: Set(nodes))
+            replicator?.publish(.nodesDown(nodes))
+            var rooms = Set<String>()
+            for departure in removed {
+                rooms.insert(departure.room)
+                if departure.last { sink.publish(.notice(room: departure.room, kind: .left, who: departure.identity), to: .room(departure.room)) }
+            }
+            for room in rooms.sorted() {
+                sink.publish(.members(room: room, members: presence.members(of: room)), to: .room(room))
+            }
+        }
+    }
+}
