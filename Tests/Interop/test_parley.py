@@ -170,3 +170,20 @@ def test_database_url_is_the_default_store_and_bad_postgres_urls_fail_clearly(tm
     assert f"Could not reach PostgreSQL at 127.0.0.1:{closed}" in unreachable.stderr
     assert "Connection refused" in unreachable.stderr
     assert time.time() - started < 40
+
+
+def test_the_deployment_guide_lists_every_option_of_serve():
+    """docs/DEPLOYMENT.md's option table names each option `parley serve --help` lists, and no
+    option that does not exist."""
+    import re
+    import subprocess
+
+    from conftest import ROOT, bin_dir
+
+    help_text = subprocess.check_output([str(bin_dir() / "parley"), "serve", "--help"], text=True)
+    options = set(re.findall(r"^\s+(--[a-z0-9-]+)", help_text, re.M)) - {"--help"}
+    assert "--node-name" in options and "--database" in options
+    guide = (ROOT / "docs" / "DEPLOYMENT.md").read_text()
+    table = guide.split("## Every option", 1)[1].split("\n## ", 1)[0]
+    documented = set(re.findall(r"^\| `(--[a-z0-9-]+)`", table, re.M))
+    assert documented == options
