@@ -124,8 +124,6 @@ public final class PostgresBus: ClusterBus, PresenceReplicator {
     // MARK: Publishing
 
     private struct Envelope: Codable {
-        /// The publishing process (``PostgresBus/instance``).
-        var n: String
         /// The publishing node (``PostgresBus/nodeID``).
         var o: String
         /// Its sequence number: notifications identical within one transaction are merged by
@@ -149,7 +147,7 @@ public final class PostgresBus: ClusterBus, PresenceReplicator {
     private func enqueue(message: ClusterMessage?, presence: PresenceChange?) {
         let queued = outbox.withLock { outbox -> Bool in
             outbox.sequence += 1
-            let envelope = Envelope(n: instance, o: nodeID, s: outbox.sequence, m: message, p: presence)
+            let envelope = Envelope(o: nodeID, s: outbox.sequence, m: message, p: presence)
             guard let data = try? JSONEncoder().encode(envelope) else { return false }
             outbox.queue.append(String(decoding: data, as: UTF8.self))
             return true
@@ -178,14 +176,16 @@ public final class PostgresBus: ClusterBus, PresenceReplicator {
     private func send(_ batch: [String]) async throws {
         var payloads: [String] = []
         payloads.reserveCapacity(batch.count)
+        // Each notification starts with the publishing process's id and a space, so that a node
+        // skips its own notifications without decoding them (or reading their table rows).
         for body in batch {
             if body.utf8.count <= Self.notifyLimit {
-                payloads.append(body)
+                payloads.append(instance + " " + body)
             } else {
                 let row = try await client.query("INSERT INTO parley_bus_payload (body) VALUES (\(body)) RETURNING id", logger: logger)
                     .collect()
                 guard let id = try row.first?.decode(Int64.self) else { continue }
-                payloads.append("@\(id)")
+                payloads.append(instance + " @\(id)")
             }
         }
         try await client.query("""
@@ -216,8 +216,14 @@ public final class PostgresBus: ClusterBus, PresenceReplicator {
         ready.finish()
     }
 
-    private func receive(_ payload: String) async {
-        var body = payload
+    private func receive(_ notification: String) async {
+        guard let space = notification.firstIndex(of: " ") else {
+            logger.warning("cluster bus: ignored a malformed message")
+            return
+        }
+        guard notification[..<space] != instance else { return }
+        let payload = notification[notification.index(after: space)...]
+        var body = String(payload)
         if payload.hasPrefix("@"), let id = Int64(payload.dropFirst()) {
             do {
                 let rows = try await client.query("SELECT body FROM parley_bus_payload WHERE id = \(id)", logger: logger).collect()
@@ -235,7 +241,6 @@ public final class PostgresBus: ClusterBus, PresenceReplicator {
             logger.warning("cluster bus: ignored a malformed message")
             return
         }
-        guard envelope.n != instance else { return }
         if let message = envelope.m {
             adapters.withLock { $0[message.namespace] }?.receive(message)
         }
