@@ -16,7 +16,7 @@ import Synchronization
 /// a batch per statement. Notifications are not stored: a node that loses its listening
 /// connection misses what was published meanwhile (accounts catch up through store-and-forward
 /// when they reconnect).
-public final class PostgresBus: ClusterBus, PresenceReplicator {
+public final class PostgresBus: ClusterBus, ClusterReplicator {
     /// This node's id (its name, or a random id); names must be unique in a cluster.
     public let nodeID: String
     /// This process's own random id: a node ignores its own messages by it, even if another
@@ -32,6 +32,8 @@ public final class PostgresBus: ClusterBus, PresenceReplicator {
     public let onRejoined = Mutex<(@Sendable () -> Void)?>(nil)
     /// Called with each presence change another node publishes, and that node's id.
     public let onPresence = Mutex<(@Sendable (PresenceChange, String) -> Void)?>(nil)
+    /// Called with each conversation change another node publishes.
+    public let onConversationChange = Mutex<(@Sendable (ConversationChange) -> Void)?>(nil)
 
     static let channel = "parley_bus"
     /// Payloads above this many bytes go through the table.
@@ -131,23 +133,30 @@ public final class PostgresBus: ClusterBus, PresenceReplicator {
         var s: UInt64
         /// A Socket.IO adapter's message, or
         var m: ClusterMessage?
-        /// a presence change.
+        /// a presence change, or
         var p: PresenceChange?
+        /// a conversation change.
+        var c: ConversationChange?
     }
 
     public func publish(_ message: ClusterMessage) {
-        enqueue(message: message, presence: nil)
+        enqueue(Envelope(o: nodeID, s: 0, m: message))
     }
 
     public func publish(_ change: PresenceChange) {
-        enqueue(message: nil, presence: change)
+        enqueue(Envelope(o: nodeID, s: 0, p: change))
+    }
+
+    public func publish(_ change: ConversationChange) {
+        enqueue(Envelope(o: nodeID, s: 0, c: change))
     }
 
     /// Queues a message behind the ones published before it, for ``publishLoop()``.
-    private func enqueue(message: ClusterMessage?, presence: PresenceChange?) {
+    private func enqueue(_ envelope: Envelope) {
+        var envelope = envelope
         let queued = outbox.withLock { outbox -> Bool in
             outbox.sequence += 1
-            let envelope = Envelope(o: nodeID, s: outbox.sequence, m: message, p: presence)
+            envelope.s = outbox.sequence
             guard let data = try? JSONEncoder().encode(envelope) else { return false }
             outbox.queue.append(String(decoding: data, as: UTF8.self))
             return true
@@ -246,6 +255,9 @@ public final class PostgresBus: ClusterBus, PresenceReplicator {
         }
         if let change = envelope.p {
             onPresence.withLock { $0 }?(change, envelope.o)
+        }
+        if let change = envelope.c {
+            onConversationChange.withLock { $0 }?(change)
         }
     }
 

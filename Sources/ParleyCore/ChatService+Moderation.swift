@@ -26,7 +26,7 @@ extension ChatService {
         let wasMember = try await storage { try await store.isMember(room: name, user: user) }
         if wasMember {
             try await storage { try await store.removeMember(room: name, user: user) }
-            cache.withLock { $0.membersChanged(in: name) }
+            conversationChanged(.members(room: name))
         }
         let removed = presence.withLock { presence -> Identity? in
             var who: Identity?

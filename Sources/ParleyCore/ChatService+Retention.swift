@@ -84,14 +84,14 @@ extension ChatService {
     public func setRetention(_ policy: RetentionPolicy, ofRoom room: String, by identity: Identity) async throws(ChatError) {
         let name = try await ownedRoom(room, by: identity)
         try await storage { try await store.setRetention(policy, for: .room(name)) }
-        cache.withLock { $0.retentionChanged(of: .room(name)) }
+        conversationChanged(.retention(.room(name)))
     }
 
     /// Sets the retention of the direct conversation with a friend; either side may.
     public func setRetention(_ policy: RetentionPolicy, withFriend handle: String, by identity: Identity) async throws(ChatError) {
         let other = try await friend(handle, of: identity)
         try await storage { try await store.setRetention(policy, for: .direct(identity.id, other.id)) }
-        cache.withLock { $0.retentionChanged(of: .direct(identity.id, other.id)) }
+        conversationChanged(.retention(.direct(identity.id, other.id)))
     }
 
     /// Deletes `until-delivered` messages older than the maximum age. Returns how many.

@@ -26,9 +26,8 @@ public struct ChatConfiguration: Sendable {
     /// anyway, in milliseconds. Default 14 days.
     public var undeliveredMaxAge: Timestamp = 14 * 24 * 3600 * 1000
     /// Whether a room's member accounts and each conversation's retention policy are kept in
-    /// memory between messages. Only correct when this service is the only writer of the store:
-    /// nodes sharing one store turn it off, so that a membership changed on another node counts
-    /// at once. Default on.
+    /// memory between messages. In a cluster each node tells the others what it changed (through
+    /// its ``ClusterReplicator``), and they forget their copy. Default on.
     public var cachesConversations = true
 
     public init() {}
@@ -41,8 +40,9 @@ public final class ChatService: Sendable {
     public let configuration: ChatConfiguration
     let store: any ChatStore
     let sink: any ChatEventSink
-    /// Tells the other nodes of a cluster about this node's presence; `nil` on a single node.
-    let replicator: (any PresenceReplicator)?
+    /// Tells the other nodes of a cluster about this node's presence and conversation changes;
+    /// `nil` on a single node.
+    let replicator: (any ClusterReplicator)?
     let clock: @Sendable () -> Timestamp
     let logger: Logger
     let presence = Mutex(Presence())
@@ -58,7 +58,7 @@ public final class ChatService: Sendable {
     public init(
         store: any ChatStore,
         sink: any ChatEventSink,
-        replicator: (any PresenceReplicator)? = nil,
+        replicator: (any ClusterReplicator)? = nil,
         configuration: ChatConfiguration = ChatConfiguration(),
         logger: Logger = Logger(label: "parley.chat"),
         clock: @escaping @Sendable () -> Timestamp = { Timestamp(Date().timeIntervalSince1970 * 1000) }
@@ -146,7 +146,7 @@ public final class ChatService: Sendable {
         let stored = try await storage { try await store.createRoom(Room(name: name, owner: identity.id, createdAt: clock())) }
         if identity.isAccount {
             try await storage { try await store.addMember(room: name, user: identity.id) }
-            cache.withLock { $0.membersChanged(in: name) }
+            conversationChanged(.members(room: name))
         }
         let members = try presence.withLock { presence throws(ChatError) -> [Identity] in
             guard !uniqueName || !presence.nameConflict(identity, in: name) else { throw nameTaken }
@@ -176,7 +176,7 @@ public final class ChatService: Sendable {
         }
         if identity.isAccount {
             try await storage { try await store.removeMember(room: name, user: identity.id) }
-            cache.withLock { $0.membersChanged(in: name) }
+            conversationChanged(.members(room: name))
         }
         presence.withLock { presence in
             guard let removed = presence.remove(connection, from: name) else { return }

@@ -53,7 +53,9 @@ public protocol ChatStore: Sendable {
 
     /// Stores a message and puts it in the inbox of each of `recipients` (accounts), unless the
     /// same sender already stored one with the same client id: then returns that one with
-    /// `inserted == false` and changes nothing.
+    /// `inserted == false` and changes nothing. For a room's message, `recipients` are the room's
+    /// member accounts other than the sender, as the service knows them; a store that several
+    /// nodes share reads them itself as of the commit instead.
     func insertMessage(_ message: NewMessage, recipients: [UserID]) async throws -> (message: StoredMessage, inserted: Bool)
     /// Does what ``insertMessage(_:recipients:)`` does without making the caller wait for the
     /// commit: it returns once the message is queued, and `completion` runs once it is committed

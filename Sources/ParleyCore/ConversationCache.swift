@@ -3,8 +3,10 @@
 /// no store read; the service clears an entry whenever it changes it. Bounded: past
 /// ``capacity`` entries of a kind, that kind starts over.
 ///
-/// It assumes that this service is the only writer of memberships and policies; nodes sharing
-/// one store make it keep nothing (``ChatConfiguration/cachesConversations``).
+/// On a node of a cluster, another node's change reaches it through the cluster bus a few
+/// milliseconds later (``ChatService/apply(_:)``); meanwhile a message may still use the old
+/// value. A PostgreSQL store therefore takes a room message's inbox recipients from the
+/// membership table as of its commit, not from this cache.
 struct ConversationCache {
     static let capacity = 10_000
     /// Whether it keeps anything.

@@ -30,10 +30,20 @@ public enum PresenceChange: Codable, Sendable, Hashable {
     case nodesDown([String])
 }
 
-/// Sends this node's ``PresenceChange``s to the other nodes, in the order given. Calls must not
-/// block: they run under the chat service's presence lock.
-public protocol PresenceReplicator: Sendable {
+/// A change to what nodes keep in memory about a conversation (``ChatConfiguration/cachesConversations``):
+/// the node that made it tells the others, which forget what they knew.
+public enum ConversationChange: Codable, Sendable, Hashable {
+    /// A room's member accounts changed.
+    case members(room: String)
+    /// A conversation's retention policy changed.
+    case retention(ConversationKey)
+}
+
+/// Sends this node's changes to the other nodes of a cluster, in the order given. Calls must not
+/// block: presence changes are published under the chat service's presence lock.
+public protocol ClusterReplicator: Sendable {
     func publish(_ change: PresenceChange)
+    func publish(_ change: ConversationChange)
 }
 
 extension ChatService {
@@ -42,6 +52,23 @@ extension ChatService {
     /// and when the others had taken it for gone.
     public func announcePresence(askingOthers: Bool) {
         presence.withLock { presence in replicator?.publish(.snapshot(presence.localEntries(), reply: askingOthers)) }
+    }
+
+    /// Records a change this node made to a conversation: its own cache forgets the old value
+    /// at once, and the other nodes are told to forget theirs.
+    func conversationChanged(_ change: ConversationChange) {
+        apply(change)
+        replicator?.publish(change)
+    }
+
+    /// Forgets what the cache knew about a conversation another node changed.
+    public func apply(_ change: ConversationChange) {
+        cache.withLock { cache in
+            switch change {
+            case .members(let room): cache.membersChanged(in: room)
+            case .retention(let conversation): cache.retentionChanged(of: conversation)
+            }
+        }
     }
 
     /// Applies a change that node `node` published.

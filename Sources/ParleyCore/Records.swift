@@ -39,7 +39,7 @@ public struct Room: Sendable, Hashable {
 }
 
 /// Where messages are posted: a room, or the direct conversation of two accounts.
-public struct ConversationKey: RawRepresentable, Sendable, Hashable {
+public struct ConversationKey: RawRepresentable, Sendable, Hashable, Codable {
     public let rawValue: String
     public init(rawValue: String) { self.rawValue = rawValue }
 

@@ -27,12 +27,11 @@ public func buildApplication(
     let store: any ChatStore
     var closers: [@Sendable () async -> Void] = []
     var bus: PostgresBus?
-    var configuration = configuration
     if ParleyConfiguration.isPostgresURL(configuration.database) {
         let postgres = try await PostgresChatStore(url: configuration.database, logger: logger)
         store = postgres
-        // Nodes sharing the database: the cluster bus carries broadcasts between them, and no
-        // node may trust what it cached about a conversation that another node can change.
+        // Nodes sharing the database: the cluster bus carries broadcasts, presence and cache
+        // invalidations between them.
         let cluster = PostgresBus(
             configuration: try PostgresChatStore.configuration(url: configuration.database),
             nodeID: configuration.nodeName ?? PostgresBus.makeNodeID(), logger: logger
@@ -44,7 +43,6 @@ public func buildApplication(
             throw error
         }
         bus = cluster
-        configuration.chat.cachesConversations = false
         closers = [{ await cluster.shutdown() }, { await postgres.close() }]
         logger.info("store: PostgreSQL; cluster node \(cluster.nodeID)")
     } else if configuration.database == ":memory:" {
@@ -100,6 +98,7 @@ public final class ParleyApplication: Service, Sendable {
             // Presence is cluster-wide: each node keeps a copy of the others', asks for it now,
             // and drops a node's connections when that node stops.
             bus.onPresence.withLock { $0 = { [weak chat] change, node in chat?.applyPresence(change, from: node) } }
+            bus.onConversationChange.withLock { $0 = { [weak chat] change in chat?.apply(change) } }
             bus.onNodesDown.withLock { $0 = { [weak chat] nodes in chat?.nodesDown(nodes) } }
             bus.onRejoined.withLock { $0 = { [weak chat] in chat?.announcePresence(askingOthers: false) } }
             chat.announcePresence(askingOthers: true)

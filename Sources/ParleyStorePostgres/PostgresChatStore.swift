@@ -401,7 +401,15 @@ public final class PostgresChatStore: ChatStore {
                 INSERT INTO message_image (message_id, type, size, bytes) VALUES (\(stored.id), \(image.type), \(image.size), \(data))
                 """, logger: logger)
         }
-        if !recipients.isEmpty {
+        if let room = message.conversation.roomName {
+            // A room's recipients are its member accounts as of this commit: another node may
+            // have changed the membership a moment ago, before this node's cache heard of it.
+            try await connection.query("""
+                INSERT INTO inbox (user_id, message_id) SELECT user_id, \(stored.id) FROM room_member
+                WHERE room = \(room) AND user_id <> \(message.sender.id.rawValue)
+                ON CONFLICT DO NOTHING
+                """, logger: logger)
+        } else if !recipients.isEmpty {
             try await connection.query("""
                 INSERT INTO inbox (user_id, message_id) SELECT unnest(\(recipients.map(\.rawValue))::text[]), \(stored.id)
                 ON CONFLICT DO NOTHING

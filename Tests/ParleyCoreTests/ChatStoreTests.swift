@@ -90,6 +90,9 @@ struct ChatStoreTests {
         let store = try await kind.make()
         let ada = Identity(id: UserID(rawValue: "a_ada"), name: "ada", kind: .account)
         let bob = UserID(rawValue: "a_bob")
+        // bob is a member, as a room message's recipients are.
+        _ = try await store.createRoom(Room(name: "r", owner: ada.id, createdAt: 1))
+        try await store.addMember(room: "r", user: bob)
         let results = try await withThrowingTaskGroup(of: (Int, StoredMessage, Bool).self) { group in
             for index in 0..<200 {
                 group.addTask {
@@ -198,6 +201,22 @@ struct PostgresStoreTests {
         #expect(try await reopened.account(id: ada.id) == ada)
     }
 
+    /// Nodes' caches of a room's members lag behind another node's change by the bus's delay;
+    /// the PostgreSQL store takes a room message's recipients from the membership as of the
+    /// commit, whatever the caller believed.
+    @Test func roomRecipientsAreTheMembersAtCommit() async throws {
+        let store = try await TestPostgres.freshStore()
+        let ada = Identity(id: UserID(rawValue: "a_ada"), name: "ada", kind: .account)
+        let bob = UserID(rawValue: "a_bob"), cyd = UserID(rawValue: "a_cyd")
+        _ = try await store.createRoom(Room(name: "r", owner: ada.id, createdAt: 1))
+        for member in [ada.id, bob] { try await store.addMember(room: "r", user: member) }
+        let message = NewMessage(conversation: .room("r"), sender: ada, text: "hi", clientID: nil, sentAt: 1)
+        let stored = try await store.insertMessage(message, recipients: [cyd]).message
+        #expect(try await store.pendingMessages(for: bob, after: nil, limit: 10).map(\.id) == [stored.id])
+        #expect(try await store.pendingMessages(for: cyd, after: nil, limit: 10).isEmpty)
+        #expect(try await store.pendingMessages(for: ada.id, after: nil, limit: 10).isEmpty)
+    }
+
     /// The same client id sent through two nodes at once is stored once; two recipients
     /// acknowledging an until-delivered message on two nodes at once delete it (whichever
     /// commits last sees the other's inbox row gone).
@@ -207,6 +226,8 @@ struct PostgresStoreTests {
         let b = try await PostgresChatStore(url: url, maxConnections: 4, logger: TestPostgres.quiet)
         let ada = Identity(id: UserID(rawValue: "a_ada"), name: "ada", kind: .account)
         let bob = UserID(rawValue: "a_bob"), cyd = UserID(rawValue: "a_cyd")
+        _ = try await a.createRoom(Room(name: "r", owner: ada.id, createdAt: 1))
+        for member in [ada.id, bob, cyd] { try await a.addMember(room: "r", user: member) }
         for index in 0..<30 {
             let retry = NewMessage(conversation: .room("r"), sender: ada, text: "m\(index)", clientID: "c\(index)", sentAt: 1)
             async let viaA = a.insertMessage(retry, recipients: [bob])

@@ -7,11 +7,13 @@ import Testing
 /// way the PostgreSQL bus does.
 final class TestCluster: Sendable {
     /// One node's outgoing changes.
-    final class Outbox: PresenceReplicator {
+    final class Outbox: ClusterReplicator {
         let node: String
         let queue = Mutex<[PresenceChange]>([])
+        let conversations = Mutex<[ConversationChange]>([])
         init(node: String) { self.node = node }
         func publish(_ change: PresenceChange) { queue.withLock { $0.append(change) } }
+        func publish(_ change: ConversationChange) { conversations.withLock { $0.append(change) } }
     }
 
     let nodes = Mutex<[(name: String, service: ChatService, sink: RecordingSink, outbox: Outbox)]>([])
@@ -23,7 +25,6 @@ final class TestCluster: Sendable {
         let sink = RecordingSink()
         var configuration = ChatConfiguration()
         configuration.passwordHasher = .forTesting
-        configuration.cachesConversations = false
         let service = ChatService(store: store, sink: sink, replicator: outbox, configuration: configuration, clock: { 1_700_000_000_000 })
         nodes.withLock { $0.append((name, service, sink, outbox)) }
         service.announcePresence(askingOthers: true)
@@ -34,13 +35,17 @@ final class TestCluster: Sendable {
     func deliver() {
         while true {
             let pending = nodes.withLock { nodes in
-                nodes.map { node in (node.name, node.outbox.queue.withLock { queue in defer { queue.removeAll() }; return queue }) }
+                nodes.map { node in
+                    (node.name, node.outbox.queue.withLock { queue in defer { queue.removeAll() }; return queue },
+                     node.outbox.conversations.withLock { queue in defer { queue.removeAll() }; return queue })
+                }
             }
-            guard pending.contains(where: { !$0.1.isEmpty }) else { return }
+            guard pending.contains(where: { !$0.1.isEmpty || !$0.2.isEmpty }) else { return }
             let services = nodes.withLock { $0.map { ($0.name, $0.service) } }
-            for (from, changes) in pending {
-                for change in changes {
-                    for (name, service) in services where name != from { service.applyPresence(change, from: from) }
+            for (from, changes, conversations) in pending {
+                for (name, service) in services where name != from {
+                    for change in changes { service.applyPresence(change, from: from) }
+                    for change in conversations { service.apply(change) }
                 }
             }
         }
@@ -142,6 +147,24 @@ struct PresenceReplicationTests {
         #expect(c.isNameTaken("ann", in: "lobby"))
         cluster.deliver()
         #expect(!c.isNameTaken("ann", in: "lobby"))
+    }
+
+    @Test func aMembershipChangedOnOneNodeIsNotTakenFromTheOthersCache() async throws {
+        let cluster = TestCluster()
+        let (a, _) = cluster.node("a")
+        let (b, _) = cluster.node("b")
+        let owner = try await a.register(handle: "owner", password: "long enough").identity
+        let late = try await a.register(handle: "late", password: "long enough").identity
+        _ = try await b.join("club", as: owner, on: .c("owner@b"))
+        cluster.deliver()
+        // b caches the room's members ([owner]) with its first message.
+        _ = try await b.send("first", to: "club", clientID: nil, from: owner, on: .c("owner@b"))
+        _ = try await a.join("club", as: late, on: .c("late@a"))
+        a.disconnected(.c("late@a"))
+        cluster.deliver()
+        // Told of the change, b counts the new member: the message waits in its inbox.
+        let second = try await b.send("second", to: "club", clientID: nil, from: owner, on: .c("owner@b"))
+        #expect(try await cluster.store.pendingMessages(for: late.id, after: nil, limit: 10).map(\.id) == [second.id])
     }
 
     @Test func removingAUserReachesItsConnectionsOnOtherNodes() async throws {
