@@ -32,11 +32,9 @@ public final class PostgresChatStore: ChatStore {
         self.runner = Task { await client.run() }
         self.inserts = MessageWriteQueue(label: "parley.postgres.completions") { [client, logger] batch in
             try await client.withTransaction(logger: logger) { connection in
-                var results: [MessageWriteQueue.Inserted] = []
-                for insert in batch {
-                    results.append(try await Self.insert(insert.message, recipients: insert.recipients, on: connection, logger: logger))
-                }
-                return results
+                batch.count == 1
+                    ? [try await Self.insert(batch[0].message, recipients: batch[0].recipients, on: connection, logger: logger)]
+                    : try await Self.insert(batch, on: connection, logger: logger)
             }
         }
         let target = "\(configuration.host ?? "?"):\(configuration.port ?? 5432)"
@@ -416,6 +414,81 @@ public final class PostgresChatStore: ChatStore {
                 """, logger: logger)
         }
         return (stored, true)
+    }
+
+    /// Inserts a batch in the caller's transaction with a handful of statements, whatever its
+    /// size: ids are taken from the sequence first, then every message goes in one `INSERT`, and
+    /// the inbox rows in one more per kind of conversation. A message whose client id is taken
+    /// (by an earlier message, or by one before it in this batch) finds that one instead.
+    private static func insert(
+        _ batch: [MessageWriteQueue.Insert], on connection: PostgresConnection, logger: Logger
+    ) async throws -> [MessageWriteQueue.Inserted] {
+        let ids = try await connection.query(
+            "SELECT nextval(pg_get_serial_sequence('message', 'id')) FROM generate_series(1, \(batch.count))", logger: logger
+        ).collect().map { try $0.decode(Int64.self) }.sorted()
+        let messages = batch.map(\.message)
+        // A client id is 1 to 64 characters, so an empty one stands for none.
+        let inserted = try await connection.query("""
+            INSERT INTO message (id, conversation, sender_id, sender_name, sender_kind, body, client_id, sent_at, retention)
+            OVERRIDING SYSTEM VALUE
+            SELECT id, conversation, sender_id, sender_name, sender_kind, body, NULLIF(client_id, ''), sent_at, retention
+            FROM unnest(\(ids)::bigint[], \(messages.map(\.conversation.rawValue))::text[], \(messages.map(\.sender.id.rawValue))::text[],
+                        \(messages.map(\.sender.name))::text[], \(messages.map(\.sender.kind.rawValue))::text[],
+                        \(messages.map(\.text))::text[], \(messages.map { $0.clientID ?? "" })::text[],
+                        \(messages.map(\.sentAt))::bigint[], \(messages.map(\.retention.rawValue))::text[])
+                AS t(id, conversation, sender_id, sender_name, sender_kind, body, client_id, sent_at, retention)
+            ORDER BY id
+            ON CONFLICT (sender_id, client_id) WHERE client_id IS NOT NULL DO NOTHING
+            RETURNING id
+            """, logger: logger).collect().map { try $0.decode(Int64.self) }
+        let stored = Set(inserted)
+        var results: [MessageWriteQueue.Inserted] = []
+        var roomMessages: (ids: [Int64], rooms: [String], senders: [String]) = ([], [], [])
+        var directRows: (users: [String], ids: [Int64]) = ([], [])
+        for (insert, id) in zip(batch, ids) {
+            let message = insert.message
+            guard stored.contains(id) else {
+                let existing = try await connection.query(
+                    "\(unescaped: messageSelect) WHERE m.sender_id = \(message.sender.id.rawValue) AND m.client_id = \(message.clientID)",
+                    logger: logger
+                ).collect()
+                guard let first = existing.first else { throw ChatError(.internalError, "A message with this client id vanished.") }
+                results.append((try Self.message(first), false))
+                continue
+            }
+            if let image = message.image, let data = image.data {
+                try await connection.query("""
+                    INSERT INTO message_image (message_id, type, size, bytes) VALUES (\(id), \(image.type), \(image.size), \(data))
+                    """, logger: logger)
+            }
+            if let room = message.conversation.roomName {
+                roomMessages.ids.append(id)
+                roomMessages.rooms.append(room)
+                roomMessages.senders.append(message.sender.id.rawValue)
+            } else {
+                for recipient in insert.recipients {
+                    directRows.users.append(recipient.rawValue)
+                    directRows.ids.append(id)
+                }
+            }
+            results.append((StoredMessage(id: id, message), true))
+        }
+        if !roomMessages.ids.isEmpty {
+            // As for one message: a room's recipients are its member accounts as of this commit.
+            try await connection.query("""
+                INSERT INTO inbox (user_id, message_id)
+                SELECT room_member.user_id, t.id FROM unnest(\(roomMessages.ids)::bigint[], \(roomMessages.rooms)::text[], \(roomMessages.senders)::text[])
+                    AS t(id, room, sender) JOIN room_member ON room_member.room = t.room AND room_member.user_id <> t.sender
+                ON CONFLICT DO NOTHING
+                """, logger: logger)
+        }
+        if !directRows.ids.isEmpty {
+            try await connection.query("""
+                INSERT INTO inbox (user_id, message_id) SELECT * FROM unnest(\(directRows.users)::text[], \(directRows.ids)::bigint[])
+                ON CONFLICT DO NOTHING
+                """, logger: logger)
+        }
+        return results
     }
 
     public func message(id: Int64) async throws -> StoredMessage? {

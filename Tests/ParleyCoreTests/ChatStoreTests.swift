@@ -83,6 +83,48 @@ struct ChatStoreTests {
         #expect(try await store.messages(in: .room("none"), before: nil, limit: 5).isEmpty)
     }
 
+    /// Messages queued while a commit runs are written together: room messages, direct messages,
+    /// an image, and retries of client ids (of earlier batches and of this one) in one batch.
+    @Test(arguments: StoreKind.allCases)
+    func aBatchOfManyKindsIsWrittenWhole(kind: StoreKind) async throws {
+        let store = try await kind.make()
+        let ada = Identity(id: UserID(rawValue: "a_ada"), name: "ada", kind: .account)
+        let bob = UserID(rawValue: "a_bob"), cyd = UserID(rawValue: "a_cyd")
+        _ = try await store.createRoom(Room(name: "r", owner: ada.id, createdAt: 1))
+        for member in [ada.id, bob] { try await store.addMember(room: "r", user: member) }
+        let image = MessageImage(type: "image/png", size: 3, data: Data([1, 2, 3]))
+        var messages: [(NewMessage, [UserID])] = []
+        for index in 0..<30 {
+            messages.append((NewMessage(conversation: .room("r"), sender: ada, text: "r\(index)", clientID: "c\(index)", sentAt: 1,
+                                        image: index == 7 ? image : nil), [bob]))
+        }
+        for index in 0..<5 { messages.append((NewMessage(conversation: .direct(ada.id, cyd), sender: ada, text: "d\(index)", clientID: nil, sentAt: 1), [cyd])) }
+        for index in 0..<5 { messages.append((NewMessage(conversation: .room("r"), sender: ada, text: "again", clientID: "c\(index * 6)", sentAt: 2), [bob])) }
+        let total = messages.count
+        let results = Mutex<[Int: (message: StoredMessage, inserted: Bool)]>([:])
+        let done = AsyncStream<Void>.makeStream()
+        for (index, (message, recipients)) in messages.enumerated() {
+            await store.submitMessage(message, recipients: recipients) { result in
+                let count = results.withLock { results in
+                    results[index] = try? result.get()
+                    return results.count
+                }
+                if count == total { done.continuation.finish() }
+            }
+        }
+        for await _ in done.stream {}
+        let all = results.withLock { $0 }
+        #expect(all.count == messages.count)
+        for retry in 0..<5 {
+            let (original, again) = (try #require(all[retry * 6]), try #require(all[35 + retry]))
+            #expect(!again.inserted && again.message.id == original.message.id && again.message.text == "r\(retry * 6)")
+        }
+        #expect(try await store.pendingMessages(for: bob, after: nil, limit: 100).map(\.text) == (0..<30).map { "r\($0)" })
+        #expect(try await store.pendingMessages(for: cyd, after: nil, limit: 100).map(\.text) == (0..<5).map { "d\($0)" })
+        let withImage = try #require(all[7]).message.id
+        #expect(try await store.image(ofMessage: withImage)?.data == Data([1, 2, 3]))
+    }
+
     /// Concurrent inserts (committed in groups by the SQLite store) each get their own id, their
     /// inbox rows, and a retry racing its first send still yields one message.
     @Test(arguments: StoreKind.allCases)
