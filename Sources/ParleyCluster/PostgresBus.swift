@@ -39,8 +39,8 @@ public final class PostgresBus: ClusterBus, ClusterReplicator {
     /// Payloads above this many bytes go through the table.
     static let notifyLimit = 7_000
 
-    private let client: PostgresClient
-    private let logger: Logger
+    let client: PostgresClient
+    let logger: Logger
     private let adapters = Mutex<[String: ClusterAdapter]>([:])
     private let outbox = Mutex<(queue: [String], sequence: UInt64)>(([], 0))
     private let wake: AsyncStream<Void>.Continuation
@@ -89,6 +89,16 @@ public final class PostgresBus: ClusterBus, ClusterReplicator {
                 CREATE UNLOGGED TABLE IF NOT EXISTS parley_node (
                     id TEXT PRIMARY KEY, started_at TIMESTAMPTZ NOT NULL DEFAULT now(), seen_at TIMESTAMPTZ NOT NULL DEFAULT now())
                 """, logger: logger)
+            try await connection.query("""
+                CREATE UNLOGGED TABLE IF NOT EXISTS parley_name_claim (
+                    room TEXT NOT NULL, connection TEXT NOT NULL, name_key TEXT NOT NULL, user_id TEXT NOT NULL, node TEXT NOT NULL,
+                    PRIMARY KEY (room, connection))
+                """, logger: logger)
+            try await connection.query(
+                "CREATE INDEX IF NOT EXISTS parley_name_claim_by_name ON parley_name_claim (room, name_key)", logger: logger
+            )
+            // Claims left by an earlier run of a node with this name.
+            try await connection.query("DELETE FROM parley_name_claim WHERE node = \(nodeID)", logger: logger)
         }
         _ = try await heartbeat()
         let (listening, ready) = AsyncStream.makeStream(of: Void.self)
@@ -289,6 +299,7 @@ public final class PostgresBus: ClusterBus, ClusterReplicator {
                 try await client.query("DELETE FROM parley_bus_payload WHERE created_at < now() - interval '1 minute'", logger: logger)
                 if !gone.isEmpty {
                     logger.warning("cluster: nodes stopped sending heartbeats", metadata: ["nodes": "\(gone)"])
+                    try await client.query("DELETE FROM parley_name_claim WHERE node = ANY(\(gone))", logger: logger)
                     onNodesDown.withLock { $0 }?(gone)
                 }
             } catch {

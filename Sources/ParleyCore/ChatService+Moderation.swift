@@ -35,6 +35,7 @@ extension ChatService {
                 who = gone.identity
                 replicator?.publish(.left(room: name, connection: connection))
                 sink.unsubscribe(connection, from: .room(name))
+                releaseNames(of: connection, in: [name])
             }
             // Connections on other nodes: forgotten here at once; their nodes take them out.
             let elsewhere = presence.connections(of: user, in: name, local: false)

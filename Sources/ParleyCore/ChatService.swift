@@ -43,6 +43,8 @@ public final class ChatService: Sendable {
     /// Tells the other nodes of a cluster about this node's presence and conversation changes;
     /// `nil` on a single node.
     let replicator: (any ClusterReplicator)?
+    /// In a cluster, the arbiter of unique names in rooms; `nil` on a single node.
+    let names: (any NameRegistry)?
     let clock: @Sendable () -> Timestamp
     let logger: Logger
     let presence = Mutex(Presence())
@@ -53,12 +55,14 @@ public final class ChatService: Sendable {
     public var now: Timestamp { clock() }
 
     /// - Parameters:
-    ///   - replicator: in a cluster, where this node's presence changes go.
+    ///   - replicator: in a cluster, where this node's presence and conversation changes go.
+    ///   - names: in a cluster, the arbiter of unique names in rooms.
     ///   - clock: the current time in milliseconds since 1970.
     public init(
         store: any ChatStore,
         sink: any ChatEventSink,
         replicator: (any ClusterReplicator)? = nil,
+        names: (any NameRegistry)? = nil,
         configuration: ChatConfiguration = ChatConfiguration(),
         logger: Logger = Logger(label: "parley.chat"),
         clock: @escaping @Sendable () -> Timestamp = { Timestamp(Date().timeIntervalSince1970 * 1000) }
@@ -66,6 +70,7 @@ public final class ChatService: Sendable {
         self.store = store
         self.sink = sink
         self.replicator = replicator
+        self.names = names
         self.configuration = configuration
         self.cache = Mutex(ConversationCache(enabled: configuration.cachesConversations))
         self.logger = logger
@@ -143,17 +148,28 @@ public final class ChatService: Sendable {
         let name = try Names.roomName(room)
         let nameTaken = ChatError(.nameTaken, "Someone named \(identity.name) is already in \(name).")
         guard !uniqueName || !presence.withLock({ $0.nameConflict(identity, in: name) }) else { throw nameTaken }
-        let stored = try await storage { try await store.createRoom(Room(name: name, owner: identity.id, createdAt: clock())) }
-        if identity.isAccount {
-            try await storage { try await store.addMember(room: name, user: identity.id) }
-            conversationChanged(.members(room: name))
+        let claimed = uniqueName && names != nil
+        if claimed, let names {
+            guard try await storage({ try await names.claim(identity.name, in: name, for: identity.id, on: connection) }) else {
+                throw nameTaken
+            }
         }
-        let members = try presence.withLock { presence throws(ChatError) -> [Identity] in
-            guard !uniqueName || !presence.nameConflict(identity, in: name) else { throw nameTaken }
-            enter(name, identity, connection, presence: &presence)
-            return presence.members(of: name)
+        do throws(ChatError) {
+            let stored = try await storage { try await store.createRoom(Room(name: name, owner: identity.id, createdAt: clock())) }
+            if identity.isAccount {
+                try await storage { try await store.addMember(room: name, user: identity.id) }
+                conversationChanged(.members(room: name))
+            }
+            let members = try presence.withLock { presence throws(ChatError) -> [Identity] in
+                guard !uniqueName || !presence.nameConflict(identity, in: name) else { throw nameTaken }
+                enter(name, identity, connection, presence: &presence)
+                return presence.members(of: name)
+            }
+            return (stored, members)
+        } catch {
+            if claimed, !presence.withLock({ $0.contains(connection, in: name) }) { releaseNames(of: connection, in: [name]) }
+            throw error
         }
-        return (stored, members)
     }
 
     /// Puts a connection in a room (under the presence lock): it subscribes to the room, and the
@@ -181,6 +197,7 @@ public final class ChatService: Sendable {
         presence.withLock { presence in
             guard let removed = presence.remove(connection, from: name) else { return }
             replicator?.publish(.left(room: name, connection: connection))
+            releaseNames(of: connection, in: [name])
             sink.unsubscribe(connection, from: .room(name))
             announceDeparture(removed, from: name, presence: presence)
         }
@@ -189,11 +206,13 @@ public final class ChatService: Sendable {
     /// A connection went away: it leaves every room it was in (accounts stay members).
     public func disconnected(_ connection: ConnectionID) {
         presence.withLock { presence in
-            for room in presence.connections[connection] ?? [] {
+            let rooms = (presence.connections[connection] ?? []).sorted()
+            for room in rooms {
                 guard let removed = presence.remove(connection, from: room) else { continue }
                 replicator?.publish(.left(room: room, connection: connection))
                 announceDeparture(removed, from: room, presence: presence)
             }
+            releaseNames(of: connection, in: rooms)
         }
     }
 

@@ -46,12 +46,40 @@ public protocol ClusterReplicator: Sendable {
     func publish(_ change: ConversationChange)
 }
 
+/// Where the nodes of a cluster agree on who uses which name in which room: the one arbiter
+/// that makes a unique name in a room unique across nodes, even when two people take it on two
+/// nodes at the same moment (presence copies arrive a few milliseconds late).
+public protocol NameRegistry: Sendable {
+    /// Claims `name` (ignoring case) in `room` for `user`'s `connection`. Returns `false` when
+    /// another user holds it there.
+    func claim(_ name: String, in room: String, for user: UserID, on connection: ConnectionID) async throws -> Bool
+    /// Gives up the claim of `connection` in `room`.
+    func release(_ connection: ConnectionID, from room: String) async
+}
+
 extension ChatService {
+    /// Gives up the names of `connection` in `rooms`, in the background.
+    func releaseNames(of connection: ConnectionID, in rooms: [String]) {
+        guard let names, !rooms.isEmpty else { return }
+        Task {
+            for room in rooms { await names.release(connection, from: room) }
+        }
+    }
+
     /// Tells the other nodes everything present on this node, replacing what they knew of it;
     /// with `askingOthers`, they answer with theirs. A node does this when it starts (asking),
-    /// and when the others had taken it for gone.
+    /// and when the others had taken it for gone (then it also claims its names again, which
+    /// the node that found it gone released).
     public func announcePresence(askingOthers: Bool) {
-        presence.withLock { presence in replicator?.publish(.snapshot(presence.localEntries(), reply: askingOthers)) }
+        let entries = presence.withLock { presence in
+            let entries = presence.localEntries()
+            replicator?.publish(.snapshot(entries, reply: askingOthers))
+            return entries
+        }
+        guard !askingOthers, let names, !entries.isEmpty else { return }
+        Task {
+            for entry in entries { _ = try? await names.claim(entry.identity.name, in: entry.room, for: entry.identity.id, on: entry.connection) }
+        }
     }
 
     /// Records a change this node made to a conversation: its own cache forgets the old value
@@ -88,6 +116,7 @@ extension ChatService {
                     guard presence.remove(connection, from: room) != nil else { continue }
                     sink.unsubscribe(connection, from: .room(room))
                     replicator?.publish(.left(room: room, connection: connection))
+                    releaseNames(of: connection, in: [room])
                 }
             case .nodesDown(let nodes):
                 _ = presence.removeAll(of: Set(nodes))

@@ -91,7 +91,7 @@ public final class ParleyApplication: Service, Sendable {
         }
         let dialects = DialectTable()
         let chat = ChatService(
-            store: store, sink: SocketIOEventSink(namespace: io.sockets, dialects: dialects), replicator: bus,
+            store: store, sink: SocketIOEventSink(namespace: io.sockets, dialects: dialects), replicator: bus, names: bus,
             configuration: configuration.chat, logger: logger
         )
         if let bus {

@@ -134,6 +134,34 @@ def test_tutorial_2_names_and_room_data_cross_nodes(nodes):
             client.close()
 
 
+def test_one_free_name_taken_on_two_nodes_at_the_same_moment_goes_to_one(nodes):
+    """Presence copies reach the other node milliseconds late; the names table in PostgreSQL
+    decides when two people take one free name on two nodes at once."""
+    import threading
+
+    a, b = nodes
+    pairs = [(Recorder(a, ["websocket"]), Recorder(b, ["websocket"])) for _ in range(15)]
+    try:
+        for index, (left, right) in enumerate(pairs):
+            barrier = threading.Barrier(2)
+            answers = {}
+
+            def join(name, client):
+                barrier.wait()
+                answers[name] = client.call("join", {"name": f"twin{index}", "room": "t2-race"})
+
+            threads = [threading.Thread(target=join, args=(side, client)) for side, client in (("a", left), ("b", right))]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            assert sorted(answers.values(), key=str) == [None, "Username is taken."], answers
+    finally:
+        for left, right in pairs:
+            left.close()
+            right.close()
+
+
 def test_a_node_that_starts_late_learns_who_is_present(nodes):
     a, b = nodes
     ann = Chatter(a, auth={"name": "early-ann"})

@@ -16,8 +16,25 @@ final class TestCluster: Sendable {
         func publish(_ change: ConversationChange) { conversations.withLock { $0.append(change) } }
     }
 
+    /// The cluster's arbiter of names, as the PostgreSQL table is.
+    final class Names: NameRegistry {
+        let claims = Mutex<[String: [ConnectionID: (key: String, user: UserID)]]>([:])
+        func claim(_ name: String, in room: String, for user: UserID, on connection: ConnectionID) async throws -> Bool {
+            claims.withLock { claims in
+                let key = name.lowercased()
+                guard !(claims[room] ?? [:]).values.contains(where: { $0.key == key && $0.user != user }) else { return false }
+                claims[room, default: [:]][connection] = (key, user)
+                return true
+            }
+        }
+        func release(_ connection: ConnectionID, from room: String) async {
+            _ = claims.withLock { $0[room]?.removeValue(forKey: connection) }
+        }
+    }
+
     let nodes = Mutex<[(name: String, service: ChatService, sink: RecordingSink, outbox: Outbox)]>([])
     let store = InMemoryChatStore()
+    let names = Names()
 
     /// A new node sharing the cluster's store; it asks the others for their presence.
     func node(_ name: String) -> (ChatService, RecordingSink) {
@@ -25,7 +42,9 @@ final class TestCluster: Sendable {
         let sink = RecordingSink()
         var configuration = ChatConfiguration()
         configuration.passwordHasher = .forTesting
-        let service = ChatService(store: store, sink: sink, replicator: outbox, configuration: configuration, clock: { 1_700_000_000_000 })
+        let service = ChatService(
+            store: store, sink: sink, replicator: outbox, names: names, configuration: configuration, clock: { 1_700_000_000_000 }
+        )
         nodes.withLock { $0.append((name, service, sink, outbox)) }
         service.announcePresence(askingOthers: true)
         return (service, sink)
@@ -108,6 +127,26 @@ struct PresenceReplicationTests {
         try await a.leave("lobby", as: try #require(a.members(of: "lobby", on: .c("ann@a")).first), on: .c("ann@a"))
         cluster.deliver()
         #expect(!b.isNameTaken("ann", in: "lobby"))
+    }
+
+    @Test func twoPeopleTakingOneFreeNameOnTwoNodesAtOnceCannotBothGetIt() async throws {
+        let cluster = TestCluster()
+        let (a, _) = cluster.node("a")
+        let (b, _) = cluster.node("b")
+        cluster.deliver()
+        // Neither node has heard of the other's join: only the registry knows.
+        _ = try await a.join("lobby", as: try a.guest(name: "sam"), on: .c("sam@a"))
+        let refused = await #expect(throws: ChatError.self) { try await b.join("lobby", as: try b.guest(name: "SAM"), on: .c("sam@b")) }
+        #expect(refused?.code == .nameTaken)
+        // Once sam leaves node A, the name is free on node B (the release runs in the background).
+        a.disconnected(.c("sam@a"))
+        cluster.deliver()
+        var joined = false
+        for _ in 0..<200 where !joined {
+            joined = (try? await b.join("lobby", as: try b.guest(name: "Sam"), on: .c("sam@b"))) != nil
+            if !joined { try await Task.sleep(for: .milliseconds(5)) }
+        }
+        #expect(joined)
     }
 
     @Test func aNodeThatStartsLearnsWhoIsPresent() async throws {
