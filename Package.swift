@@ -135,7 +135,10 @@ let package = Package(
         .testTarget(name: "EngineIOTests", dependencies: ["EngineIO"]),
         .testTarget(name: "SocketIOTests", dependencies: ["SocketIO", "EngineIO"]),
         .testTarget(name: "ParleyCoreTests", dependencies: ["ParleyCore", "ParleyStoreSQLite", "ParleyStorePostgres"]),
-        .testTarget(name: "ParleyClusterTests", dependencies: ["ParleyCluster", "SocketIO"]),
+        .testTarget(
+            name: "ParleyClusterTests",
+            dependencies: ["ParleyCluster", "ParleyStorePostgres", "SocketIO", "EngineIO", .product(name: "Logging", package: "swift-log")]
+        ),
         .testTarget(name: "ParleyServerTests", dependencies: ["ParleyServer", "ParleyCore", "SocketIOClient"]),
     ],
     swiftLanguageModes: [.v6]

@@ -2,15 +2,24 @@ import EngineIO
 import Foundation
 import NIOCore
 import SocketIO
+import Synchronization
 
-/// What one node tells the others about a namespace: a broadcast to deliver to their sockets, or
-/// sockets to make join or leave rooms, or to disconnect. Each node encodes a broadcast's packet
+/// What one node tells the others about a namespace: a broadcast to deliver to their sockets,
+/// sockets to make join or leave rooms or to disconnect, an event for their server-side handlers,
+/// or a question about their sockets (and its answers). Each node encodes a broadcast's packet
 /// for its own sockets once; the message carries the Socket.IO packet's wire form (its text and
 /// binary attachments).
 public struct ClusterMessage: Codable, Sendable, Equatable {
     /// What to do.
     public enum Operation: String, Codable, Sendable {
         case broadcast, join, leave, disconnect
+        /// An event for the other nodes' ``ServerSideEvents`` handlers; `packet` is the JSON
+        /// array of the event's name and arguments.
+        case serverSideEmit
+        /// Which of your sockets does the selection hold? `request` names the question.
+        case fetchSockets
+        /// The answer to `request`: the sockets in `ids`.
+        case fetchSocketsReply
     }
 
     public var operation: Operation
@@ -25,6 +34,10 @@ public struct ClusterMessage: Codable, Sendable, Equatable {
     /// For `broadcast`, the packet's text part and its attachments (base64).
     public var packet: String?
     public var attachments: [String]
+    /// For `fetchSockets` and its reply, the question's id.
+    public var request: String?
+    /// For `fetchSocketsReply`, the socket ids.
+    public var ids: [String]?
 }
 
 extension ClusterMessage {
@@ -38,6 +51,8 @@ extension ClusterMessage {
         self.close = false
         self.packet = nil
         self.attachments = []
+        self.request = nil
+        self.ids = nil
     }
 
     /// The selection on the receiving node: its own sockets only.
@@ -82,6 +97,8 @@ public protocol ClusterBus: AnyObject, Sendable {
     func publish(_ message: ClusterMessage)
     /// Hands the messages other nodes publish for `namespace` to `adapter`.
     func register(_ adapter: ClusterAdapter, for namespace: String)
+    /// The nodes of the cluster, this one included, as far as this node knows.
+    var nodes: [String] { get }
 }
 
 /// The adapter of a node in a cluster: the rooms of this node's sockets are kept in memory (by an
@@ -94,13 +111,54 @@ public final class ClusterAdapter: Adapter {
     private let local: InMemoryAdapter
     private let namespace: String
     private let bus: any ClusterBus
+    private let serverSideEvents: ServerSideEvents
+    /// How long ``fetchSocketIDs(_:)`` waits for the other nodes' answers.
+    public let fetchTimeout: Duration
+    /// Questions asked by ``fetchSocketIDs(_:)``, by id: the answers still expected, the ids
+    /// gathered, and who waits.
+    private let questions = Mutex<[String: (expected: Int, ids: Set<String>, waiter: CheckedContinuation<Set<String>, Never>)]>([:])
 
     /// The adapter of `context`'s namespace, publishing on `bus`.
-    public init(context: AdapterContext, bus: any ClusterBus) {
+    public init(context: AdapterContext, bus: any ClusterBus, fetchTimeout: Duration = .seconds(2)) {
         self.local = InMemoryAdapter(namespace: context.namespace, sockets: context.sockets, recovery: context.recovery)
         self.namespace = context.namespace
         self.bus = bus
+        self.serverSideEvents = context.serverSideEvents
+        self.fetchTimeout = fetchTimeout
         bus.register(self, for: context.namespace)
+    }
+
+    public func serverSideEmit(_ event: String, _ args: [JSONValue]) {
+        var message = ClusterMessage(.serverSideEmit, namespace: namespace, options: BroadcastOptions())
+        message.packet = JSONValue.array([.string(event)] + args).json
+        bus.publish(message)
+    }
+
+    /// Asks every other node for its sockets that `options` selects, and waits for each answer
+    /// or ``fetchTimeout``, whichever comes first.
+    public func fetchSocketIDs(_ options: BroadcastOptions) async -> Set<String> {
+        let mine = local.socketIDs(options)
+        let expected = bus.nodes.count - 1
+        guard expected > 0 else { return mine }
+        let id = UUID().uuidString
+        var question = ClusterMessage(.fetchSockets, namespace: namespace, options: options)
+        question.request = id
+        let timeout = fetchTimeout
+        let answers = await withCheckedContinuation { (waiter: CheckedContinuation<Set<String>, Never>) in
+            questions.withLock { $0[id] = (expected, [], waiter) }
+            bus.publish(question)
+            Task {
+                try? await Task.sleep(for: timeout)
+                self.finish(id)
+            }
+        }
+        return mine.union(answers)
+    }
+
+    /// Hands a question's answers to its waiter, once.
+    private func finish(_ id: String) {
+        guard let question = questions.withLock({ $0.removeValue(forKey: id) }) else { return }
+        question.waiter.resume(returning: question.ids)
     }
 
     public func addAll(_ id: String, rooms: Set<String>) { local.addAll(id, rooms: rooms) }
@@ -156,6 +214,26 @@ public final class ClusterAdapter: Adapter {
             local.removeSockets(options, rooms: Set(message.targetRooms))
         case .disconnect:
             local.disconnectSockets(options, close: message.close)
+        case .serverSideEmit:
+            guard let text = message.packet, let parts = (try? JSONValue(parsing: text))?.arrayValue,
+                  let event = parts.first?.stringValue
+            else { return }
+            serverSideEvents.dispatch(event, Array(parts.dropFirst()))
+        case .fetchSockets:
+            var reply = ClusterMessage(.fetchSocketsReply, namespace: namespace, options: BroadcastOptions())
+            reply.request = message.request
+            reply.ids = local.socketIDs(options).sorted()
+            bus.publish(reply)
+        case .fetchSocketsReply:
+            guard let id = message.request else { return }
+            let complete = questions.withLock { questions -> Bool in
+                guard var question = questions[id] else { return false }
+                question.ids.formUnion(message.ids ?? [])
+                question.expected -= 1
+                questions[id] = question
+                return question.expected <= 0
+            }
+            if complete { finish(id) }
         }
     }
 }

@@ -78,4 +78,18 @@ public protocol Adapter: AnyObject, Sendable {
     /// Finds a kept session and what it missed since `offset`; `nil` when it expired or the
     /// offset is unknown.
     func restoreSession(pid: String, offset: String) -> RecoveredSession?
+    /// Sends an event to the namespace on the other servers of a cluster.
+    func serverSideEmit(_ event: String, _ args: [JSONValue])
+    /// The ids of the sockets that `options` selects on every server of a cluster.
+    func fetchSocketIDs(_ options: BroadcastOptions) async -> Set<String>
+}
+
+extension Adapter {
+    /// One server has no other servers to tell.
+    public func serverSideEmit(_ event: String, _ args: [JSONValue]) {}
+
+    /// One server's sockets are all local.
+    public func fetchSocketIDs(_ options: BroadcastOptions) async -> Set<String> {
+        socketIDs(options)
+    }
 }

@@ -75,6 +75,12 @@ public struct BroadcastOperator: Sendable {
         namespace.adapter.socketIDs(options)
     }
 
+    /// The ids of the selected sockets on every node of a cluster (socket.io's `fetchSockets`,
+    /// by id); a node that does not answer within the adapter's timeout is left out.
+    public func fetchSocketIDs() async -> Set<String> {
+        options.local ? socketIDs : await namespace.adapter.fetchSocketIDs(options)
+    }
+
     /// The selected sockets on this node.
     public var sockets: [Socket] {
         namespace.sockets(ids: socketIDs)

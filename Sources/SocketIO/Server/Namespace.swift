@@ -3,11 +3,43 @@ import Logging
 import Synchronization
 
 /// What an adapter is built from: its namespace's name, the directory of its local sockets,
-/// and the recovery options.
+/// the recovery options, and the handlers of events other servers send
+/// (``Namespace/serverSideEmit(_:_:)``).
 public struct AdapterContext: Sendable {
     public let namespace: String
     public let sockets: any LocalSocketDirectory
     public let recovery: ConnectionStateRecovery?
+    public let serverSideEvents: ServerSideEvents
+
+    public init(
+        namespace: String, sockets: any LocalSocketDirectory, recovery: ConnectionStateRecovery?,
+        serverSideEvents: ServerSideEvents = ServerSideEvents()
+    ) {
+        self.namespace = namespace
+        self.sockets = sockets
+        self.recovery = recovery
+        self.serverSideEvents = serverSideEvents
+    }
+}
+
+/// The handlers of events that other servers of a cluster send to a namespace
+/// (``Namespace/onServerSideEmit(_:_:)``).
+public final class ServerSideEvents: Sendable {
+    /// Handles an event's arguments.
+    public typealias Handler = @Sendable ([JSONValue]) -> Void
+    private let handlers = Mutex<[String: [Handler]]>([:])
+
+    public init() {}
+
+    /// Adds a handler of `event`.
+    public func on(_ event: String, _ handler: @escaping Handler) {
+        handlers.withLock { $0[event, default: []].append(handler) }
+    }
+
+    /// Runs the handlers of an event another server sent.
+    public func dispatch(_ event: String, _ args: [JSONValue]) {
+        for handler in handlers.withLock({ $0[event] ?? [] }) { handler(args) }
+    }
 }
 
 /// A namespace: a separate channel of communication multiplexed over each connection, with
@@ -42,6 +74,7 @@ public final class Namespace: Sendable {
     let recovery: ConnectionStateRecovery?
     let logger: Logger
     let metrics: SocketIOMetrics
+    private let serverSideEvents = ServerSideEvents()
     private struct Handlers {
         var middlewares: [Middleware] = []
         var connection: [ConnectionHandler] = []
@@ -66,7 +99,7 @@ public final class Namespace: Sendable {
         self.metrics = SocketIOMetrics(namespace: name)
         let local = LocalSockets()
         self.local = local
-        self.adapter = adapterFactory(AdapterContext(namespace: name, sockets: local, recovery: recovery))
+        self.adapter = adapterFactory(AdapterContext(namespace: name, sockets: local, recovery: recovery, serverSideEvents: serverSideEvents))
     }
 
     /// Adds a middleware.
@@ -101,6 +134,19 @@ public final class Namespace: Sendable {
     /// own disconnect handlers (``Socket/onDisconnect(_:)``).
     public func onDisconnect(_ handler: @escaping DisconnectHandler) {
         handlers.withLock { $0.disconnect.append(handler) }
+    }
+
+    /// Sends an event to this namespace on every other server of a cluster (socket.io's
+    /// `serverSideEmit`); their ``onServerSideEmit(_:_:)`` handlers get it. On a single server
+    /// it goes nowhere.
+    public func serverSideEmit(_ event: String, _ args: JSONValue...) {
+        adapter.serverSideEmit(event, args)
+    }
+
+    /// Adds a handler of an event another server of the cluster sends with
+    /// ``serverSideEmit(_:_:)``.
+    public func onServerSideEmit(_ event: String, _ handler: @escaping ServerSideEvents.Handler) {
+        serverSideEvents.on(event, handler)
     }
 
     /// The namespace's handlers of `event`.
