@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "ParleyStoreSQLite", targets: ["ParleyStoreSQLite"]),
         .library(name: "ParleyStorePostgres", targets: ["ParleyStorePostgres"]),
         .library(name: "ParleyCluster", targets: ["ParleyCluster"]),
+        .library(name: "ParleyE2E", targets: ["ParleyE2E"]),
         .library(name: "ParleyServer", targets: ["ParleyServer"]),
         .executable(name: "parley", targets: ["parley"]),
     ],
@@ -97,6 +98,10 @@ let package = Package(
             ]
         ),
         .target(
+            name: "ParleyE2E",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")]
+        ),
+        .target(
             name: "ParleyServer",
             dependencies: [
                 "EngineIO",
@@ -139,6 +144,7 @@ let package = Package(
             name: "ParleyClusterTests",
             dependencies: ["ParleyCluster", "ParleyStorePostgres", "SocketIO", "EngineIO", .product(name: "Logging", package: "swift-log")]
         ),
+        .testTarget(name: "ParleyE2ETests", dependencies: ["ParleyE2E", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "ParleyServerTests", dependencies: ["ParleyServer", "ParleyCore", "SocketIOClient"]),
     ],
     swiftLanguageModes: [.v6]

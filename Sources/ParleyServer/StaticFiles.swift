@@ -13,6 +13,7 @@ struct StaticFiles: Sendable {
             ("/socket.io/socket.io.js", "socket.io.js", "application/javascript; charset=utf-8"),
             ("/", "index.html", "text/html; charset=utf-8"),
             ("/app.js", "app.js", "application/javascript; charset=utf-8"),
+            ("/e2e.js", "e2e.js", "application/javascript; charset=utf-8"),
             ("/app.css", "app.css", "text/css; charset=utf-8"),
             ("/widget.js", "widget.js", "application/javascript; charset=utf-8"),
             ("/widget.html", "widget.html", "text/html; charset=utf-8"),

@@ -1,0 +1,126 @@
+import Crypto
+import Foundation
+
+/// Parley's end-to-end encryption of direct messages (docs/E2E.md): each message is sealed once
+/// per recipient device with a fresh ephemeral X25519 key, a key derived with HKDF-SHA256 from
+/// two Diffie-Hellman results, and AES-256-GCM. The server only ever relays what ``seal(_:aad:sender:recipient:ephemeral:nonce:)``
+/// returns.
+public enum E2E {
+    /// The version string that starts the HKDF info and the associated data.
+    public static let version = Data("parley-e2e-v1".utf8)
+
+    /// A message sealed for one recipient device: what travels.
+    public struct Sealed: Sendable, Hashable {
+        /// The sender's ephemeral public key, 32 bytes.
+        public var ephemeralPublic: Data
+        /// The AES-GCM nonce, 12 bytes.
+        public var nonce: Data
+        /// The ciphertext followed by the 16-byte tag.
+        public var ciphertext: Data
+
+        public init(ephemeralPublic: Data, nonce: Data, ciphertext: Data) {
+            self.ephemeralPublic = ephemeralPublic
+            self.nonce = nonce
+            self.ciphertext = ciphertext
+        }
+    }
+
+    /// Why a sealed message could not be opened.
+    public enum Failure: Error, Equatable, Sendable {
+        /// A key, nonce or ciphertext of the wrong length.
+        case malformed
+        /// The ciphertext, its tag or the associated data were changed, or the keys are not the
+        /// ones it was sealed with.
+        case authenticationFailed
+    }
+
+    /// The associated data of a message: the version, then the sender's user id and device id,
+    /// the recipient's user id and device id, and the message's client id, each as its UTF-8
+    /// length (2 bytes, big-endian) and its UTF-8 bytes.
+    public static func associatedData(
+        senderUser: String, senderDevice: String, recipientUser: String, recipientDevice: String, messageID: String
+    ) -> Data {
+        var out = version
+        for field in [senderUser, senderDevice, recipientUser, recipientDevice, messageID] {
+            let bytes = Data(field.utf8)
+            precondition(bytes.count <= Int(UInt16.max), "an associated-data field is at most 65,535 bytes")
+            out.append(UInt8(bytes.count >> 8))
+            out.append(UInt8(bytes.count & 0xFF))
+            out.append(bytes)
+        }
+        return out
+    }
+
+    /// Seals `plaintext` from `sender` to one device's identity key `recipient`. The ephemeral
+    /// key and the nonce are fresh unless given (tests give them to reproduce the vectors).
+    public static func seal(
+        _ plaintext: Data, aad: Data, sender: Curve25519.KeyAgreement.PrivateKey, recipient: Curve25519.KeyAgreement.PublicKey,
+        ephemeral: Curve25519.KeyAgreement.PrivateKey = .init(), nonce: Data? = nil
+    ) throws -> Sealed {
+        let key = try messageKey(
+            dh1: ephemeral.sharedSecretFromKeyAgreement(with: recipient),
+            dh2: sender.sharedSecretFromKeyAgreement(with: recipient),
+            ephemeralPublic: ephemeral.publicKey.rawRepresentation, senderPublic: sender.publicKey.rawRepresentation,
+            recipientPublic: recipient.rawRepresentation
+        )
+        let gcmNonce = try nonce.map { try AES.GCM.Nonce(data: $0) } ?? AES.GCM.Nonce()
+        let box = try AES.GCM.seal(plaintext, using: key, nonce: gcmNonce, authenticating: aad)
+        // Fresh, zero-based bytes: the box's parts are slices of its combined form.
+        return Sealed(
+            ephemeralPublic: ephemeral.publicKey.rawRepresentation, nonce: Data(Array(gcmNonce)),
+            ciphertext: Data(Array(box.ciphertext) + Array(box.tag))
+        )
+    }
+
+    /// Opens what `sender` (by its identity public key) sealed for `recipient`'s device.
+    public static func open(
+        _ sealed: Sealed, aad: Data, recipient: Curve25519.KeyAgreement.PrivateKey, sender: Curve25519.KeyAgreement.PublicKey
+    ) throws(Failure) -> Data {
+        guard sealed.nonce.count == 12, sealed.ciphertext.count >= 16,
+              let ephemeral = try? Curve25519.KeyAgreement.PublicKey(rawRepresentation: sealed.ephemeralPublic)
+        else { throw .malformed }
+        do {
+            let key = try messageKey(
+                dh1: recipient.sharedSecretFromKeyAgreement(with: ephemeral),
+                dh2: recipient.sharedSecretFromKeyAgreement(with: sender),
+                ephemeralPublic: sealed.ephemeralPublic, senderPublic: sender.rawRepresentation,
+                recipientPublic: recipient.publicKey.rawRepresentation
+            )
+            let box = try AES.GCM.SealedBox(
+                nonce: AES.GCM.Nonce(data: sealed.nonce), ciphertext: sealed.ciphertext.dropLast(16), tag: sealed.ciphertext.suffix(16)
+            )
+            return try AES.GCM.open(box, using: key, authenticating: aad)
+        } catch {
+            throw .authenticationFailed
+        }
+    }
+
+    /// HKDF-SHA256 of `dh1 ‖ dh2`, no salt (RFC 5869's zeros), info = version ‖ ephemeral public
+    /// ‖ sender identity public ‖ recipient identity public; 32 bytes.
+    static func messageKey(
+        dh1: SharedSecret, dh2: SharedSecret, ephemeralPublic: Data, senderPublic: Data, recipientPublic: Data
+    ) -> SymmetricKey {
+        var input = Data()
+        dh1.withUnsafeBytes { input.append(contentsOf: $0) }
+        dh2.withUnsafeBytes { input.append(contentsOf: $0) }
+        return HKDF<SHA256>.deriveKey(
+            inputKeyMaterial: SymmetricKey(data: input), salt: Data(), info: version + ephemeralPublic + senderPublic + recipientPublic,
+            outputByteCount: 32
+        )
+    }
+
+    /// The safety number of two identity keys: the same whichever side computes it. SHA-512 of
+    /// `"parley-safety-v1"` and the two raw public keys in byte order, of which the first 30
+    /// bytes make twelve groups of five digits (each group a 5-byte big-endian number modulo
+    /// 100,000).
+    public static func safetyNumber(_ a: Curve25519.KeyAgreement.PublicKey, _ b: Curve25519.KeyAgreement.PublicKey) -> String {
+        let (x, y) = (a.rawRepresentation, b.rawRepresentation)
+        let (low, high) = x.lexicographicallyPrecedes(y) ? (x, y) : (y, x)
+        let digest = Array(SHA512.hash(data: Data("parley-safety-v1".utf8) + low + high))
+        return (0..<12).map { group -> String in
+            let value = digest[group * 5..<group * 5 + 5].reduce(UInt64(0)) { $0 << 8 | UInt64($1) } % 100_000
+            let digits = String(value)
+            return String(repeating: "0", count: 5 - digits.count) + digits
+        }.joined(separator: " ")
+    }
+}
