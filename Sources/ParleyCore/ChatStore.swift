@@ -46,6 +46,11 @@ public protocol ChatStore: Sendable {
     /// The accounts `blocker` blocks.
     func blocked(by blocker: UserID) async throws -> [UserID]
 
+    /// Publishes a device's key, replacing the key the account's device of that id had.
+    func putDevice(_ device: DeviceKey) async throws
+    /// An account's devices, in the order they were first published.
+    func devices(of user: UserID) async throws -> [DeviceKey]
+
     /// The accounts that are members of a room.
     func members(of room: String) async throws -> [UserID]
     /// The rooms an account is a member of, by name.

@@ -17,6 +17,7 @@ public final class InMemoryChatStore: ChatStore {
         var retention: [ConversationKey: RetentionPolicy] = [:]
         var friendRequests: [Set<UserID>: FriendRequest] = [:]
         var blocks: Set<Block> = []
+        var devices: [DeviceKey] = []
     }
 
     private struct Block: Hashable {
@@ -122,6 +123,20 @@ public final class InMemoryChatStore: ChatStore {
 
     public func blocked(by blocker: UserID) async throws -> [UserID] {
         tables.withLock { tables in tables.blocks.filter { $0.blocker == blocker }.map(\.blocked).sorted() }
+    }
+
+    public func putDevice(_ device: DeviceKey) async throws {
+        tables.withLock { tables in
+            if let index = tables.devices.firstIndex(where: { $0.user == device.user && $0.deviceID == device.deviceID }) {
+                tables.devices[index] = device
+            } else {
+                tables.devices.append(device)
+            }
+        }
+    }
+
+    public func devices(of user: UserID) async throws -> [DeviceKey] {
+        tables.withLock { tables in tables.devices.filter { $0.user == user } }
     }
 
     public func members(of room: String) async throws -> [UserID] {

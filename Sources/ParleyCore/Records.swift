@@ -210,3 +210,20 @@ public struct StoredMessage: Sendable, Hashable {
     /// Whether the message was never stored (a `none` conversation): its id is not the store's.
     public var isEphemeral: Bool { retention == .none }
 }
+
+/// A device's end-to-end identity key (docs/E2E.md), as its account published it.
+public struct DeviceKey: Sendable, Hashable {
+    public let user: UserID
+    /// The device's id, chosen by the device: 1–64 letters, digits, `_` or `-`.
+    public let deviceID: String
+    /// The raw 32-byte X25519 public key.
+    public let publicKey: Data
+    public let publishedAt: Timestamp
+
+    public init(user: UserID, deviceID: String, publicKey: Data, publishedAt: Timestamp) {
+        self.user = user
+        self.deviceID = deviceID
+        self.publicKey = publicKey
+        self.publishedAt = publishedAt
+    }
+}

@@ -165,6 +165,18 @@ public final class PostgresChatStore: ChatStore {
             "CREATE INDEX friend_request_by_high ON friend_request(user_high)",
             "CREATE TABLE block (blocker TEXT NOT NULL, blocked TEXT NOT NULL, PRIMARY KEY (blocker, blocked))",
         ]),
+        ("2026-11-22-devices", [
+            """
+            CREATE TABLE device (
+                user_id TEXT NOT NULL,
+                device_id TEXT NOT NULL,
+                public_key BYTEA NOT NULL,
+                published_at BIGINT NOT NULL,
+                position BIGINT GENERATED ALWAYS AS IDENTITY,
+                PRIMARY KEY (user_id, device_id)
+            )
+            """,
+        ]),
     ]
 
     /// The names of every migration this version knows, oldest first.
@@ -188,7 +200,10 @@ public final class PostgresChatStore: ChatStore {
                 for statement in migration.sql {
                     try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
                 }
-                try await connection.query("INSERT INTO parley_migration (name) VALUES (\(migration.name))", logger: logger)
+                // clock_timestamp(), not now(): migrations applied in one transaction keep their order.
+                try await connection.query(
+                    "INSERT INTO parley_migration (name, applied_at) VALUES (\(migration.name), clock_timestamp())", logger: logger
+                )
                 logger.info("applied migration", metadata: ["name": .string(migration.name)])
             }
         }
@@ -351,6 +366,23 @@ public final class PostgresChatStore: ChatStore {
 
     public func isBlocked(_ blocked: UserID, by blocker: UserID) async throws -> Bool {
         try await exists("SELECT 1 FROM block WHERE blocker = \(blocker.rawValue) AND blocked = \(blocked.rawValue)")
+    }
+
+    public func putDevice(_ device: DeviceKey) async throws {
+        try await client.query("""
+            INSERT INTO device (user_id, device_id, public_key, published_at)
+            VALUES (\(device.user.rawValue), \(device.deviceID), \(device.publicKey), \(device.publishedAt))
+            ON CONFLICT (user_id, device_id) DO UPDATE SET public_key = excluded.public_key, published_at = excluded.published_at
+            """, logger: logger)
+    }
+
+    public func devices(of user: UserID) async throws -> [DeviceKey] {
+        try await client.query("""
+            SELECT device_id, public_key, published_at FROM device WHERE user_id = \(user.rawValue) ORDER BY position
+            """, logger: logger).collect().map { row in
+            let (id, key, published) = try row.decode((String, Data, Int64).self)
+            return DeviceKey(user: user, deviceID: id, publicKey: key, publishedAt: published)
+        }
     }
 
     public func blocked(by blocker: UserID) async throws -> [UserID] {

@@ -141,6 +141,19 @@ public final class SQLiteChatStore: ChatStore {
                 );
                 """)
         }
+        migrator.registerMigration("2026-11-22-devices") { db in
+            // `first_published` keeps a device's place in its account's list when its key changes.
+            try db.execute(sql: """
+                CREATE TABLE device (
+                    user_id TEXT NOT NULL,
+                    device_id TEXT NOT NULL,
+                    public_key BLOB NOT NULL,
+                    published_at INTEGER NOT NULL,
+                    first_published INTEGER NOT NULL,
+                    PRIMARY KEY (user_id, device_id)
+                );
+                """)
+        }
         return migrator
     }
 
@@ -266,6 +279,25 @@ public final class SQLiteChatStore: ChatStore {
     public func isBlocked(_ blocked: UserID, by blocker: UserID) async throws -> Bool {
         try await database.read { db in
             try Bool.fetchOne(db, sql: "SELECT 1 FROM block WHERE blocker = ? AND blocked = ?", arguments: [blocker.rawValue, blocked.rawValue]) ?? false
+        }
+    }
+
+    public func putDevice(_ device: DeviceKey) async throws {
+        try await database.write { db in
+            try db.execute(sql: """
+                INSERT INTO device (user_id, device_id, public_key, published_at, first_published) VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT (user_id, device_id) DO UPDATE SET public_key = excluded.public_key, published_at = excluded.published_at
+                """, arguments: [device.user.rawValue, device.deviceID, device.publicKey, device.publishedAt, device.publishedAt])
+        }
+    }
+
+    public func devices(of user: UserID) async throws -> [DeviceKey] {
+        try await database.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT device_id, public_key, published_at FROM device WHERE user_id = ? ORDER BY first_published, rowid
+                """, arguments: [user.rawValue]).map { row in
+                DeviceKey(user: user, deviceID: row[0], publicKey: row[1], publishedAt: row[2])
+            }
         }
     }
 

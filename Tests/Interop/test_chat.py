@@ -568,3 +568,31 @@ def test_a_long_inbox_replays_to_a_polling_client(parley):
         back.close()
         for sender in senders:
             sender.close()
+
+
+def test_devices_publish_their_keys_and_friends_read_them(parley):
+    ada = Chatter(parley, auth={"token": register(parley, "dev_ada")["token"]})
+    bob = Chatter(parley, auth={"token": register(parley, "dev_bob")["token"]}, transports=("polling",))
+    eve = Chatter(parley, auth={"token": register(parley, "dev_eve")["token"]})
+    guest = Chatter(parley, auth={"name": "dev guest"})
+    try:
+        key = bytes(range(32))
+        device = ada.ok("device:publish", {"deviceId": "ada-laptop", "publicKey": key})["device"]
+        assert device["deviceId"] == "ada-laptop" and device["publicKey"] == key
+        assert ada.error("device:publish", {"deviceId": "ada-phone", "publicKey": key[:31]}) == "invalid_argument"
+        assert ada.error("device:publish", {"deviceId": "ada phone", "publicKey": key}) == "invalid_argument"
+        assert ada.error("device:publish", {"deviceId": "ada-phone", "publicKey": key.hex()}) == "invalid_argument"
+        assert guest.error("device:publish", {"deviceId": "g", "publicKey": key}) == "account_required"
+        # Only friends read each other's devices.
+        assert eve.error("device:list", {"handle": "dev_ada"}) == "not_friends"
+        bob.ok("friend:request", {"handle": "dev_ada"})
+        ada.ok("friend:accept", {"handle": "dev_bob"})
+        listed = bob.ok("device:list", {"handle": "dev_ada"})
+        assert listed["user"]["name"] == "dev_ada"
+        assert [(d["deviceId"], d["publicKey"]) for d in listed["devices"]] == [("ada-laptop", key)]
+        # A new key for the same device replaces the old one.
+        ada.ok("device:publish", {"deviceId": "ada-laptop", "publicKey": bytes(32)})
+        assert [d["publicKey"] for d in bob.ok("device:list", {"handle": "dev_ada"})["devices"]] == [bytes(32)]
+    finally:
+        for chatter in (ada, bob, eve, guest):
+            chatter.close()

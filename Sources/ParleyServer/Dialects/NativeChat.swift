@@ -130,6 +130,15 @@ enum NativeChat {
             try await service.remove(UserID(rawValue: try request.string("user")), from: try request.string("room"), by: caller.identity)
             return [:]
         }
+        command("device:publish", .joins) { caller, request in
+            guard let key = try request.optionalBinary("publicKey") else { throw ChatError(.invalidArgument, "publicKey must be binary data.") }
+            let device = try await service.publishDevice(try request.string("deviceId"), publicKey: key, by: caller.identity)
+            return ["device": NativeDialect.device(device)]
+        }
+        command("device:list", nil) { caller, request in
+            let (user, devices) = try await service.devices(of: try request.string("handle"), for: caller.identity)
+            return ["user": NativeDialect.user(user), "devices": .array(devices.map(NativeDialect.device))]
+        }
         command("friend:accept", nil) { caller, request in
             ["user": NativeDialect.user(try await service.acceptFriend(try request.string("handle"), by: caller.identity))]
         }

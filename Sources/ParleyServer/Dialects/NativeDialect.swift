@@ -42,6 +42,14 @@ enum NativeDialect {
     }
 
     /// A member list, sorted by name (the domain keeps arrival order).
+    /// A device's published key; the key travels as binary (a Socket.IO attachment).
+    static func device(_ device: DeviceKey) -> JSONValue {
+        [
+            "deviceId": .string(device.deviceID), "publicKey": .binary(ByteBuffer(bytes: device.publicKey)),
+            "publishedAt": .number(Double(device.publishedAt)),
+        ]
+    }
+
     static func members(_ room: String, _ members: [Identity]) -> JSONValue {
         ["room": .string(room), "members": .array(sortedByName(members).map(user))]
     }
