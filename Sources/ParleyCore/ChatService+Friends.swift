@@ -147,20 +147,70 @@ extension ChatService {
     }
 
     /// Sends a direct message to a friend. Both accounts' connections receive it.
+    ///
+    /// With `encrypted`, the message is end-to-end encrypted (docs/E2E.md): it has no text or
+    /// image of its own, a `clientID` (the associated data binds it), and a sealed copy for each
+    /// device of the friend's that should read it (and of the sender's own, optionally), all of
+    /// them devices those accounts published. The server stores and relays the copies unread.
     public func sendDirect(
-        _ text: String, image: Data? = nil, to handle: String, clientID: String?, from identity: Identity
+        _ text: String, image: Data? = nil, encrypted: EncryptedBody? = nil, to handle: String, clientID: String?, from identity: Identity
     ) async throws(ChatError) -> (message: StoredMessage, to: Identity) {
         let image = try image.map { (data) throws(ChatError) in try MessageImage.validated(data, limit: configuration.maxImageBytes) }
-        try validate(text: text, clientID: clientID, withImage: image != nil)
-        let other = try await friend(handle, of: identity)
+        let other: Account
+        if let encrypted {
+            guard text.isEmpty, image == nil else {
+                throw ChatError(.invalidArgument, "An encrypted message carries its text and image inside its sealed copies.")
+            }
+            guard let clientID, !clientID.isEmpty, clientID.count <= 64 else {
+                throw ChatError(.invalidArgument, "An encrypted message needs a clientId of 1 to 64 characters.")
+            }
+            other = try await friend(handle, of: identity)
+            try await checkSealedCopies(encrypted, from: identity.id, to: other.id)
+        } else {
+            try validate(text: text, clientID: clientID, withImage: image != nil)
+            other = try await friend(handle, of: identity)
+        }
         let (stored, inserted) = try await post(
-            text, image: image, in: .direct(identity.id, other.id), clientID: clientID, from: identity, recipients: [other.id]
+            text, image: image, encrypted: encrypted, in: .direct(identity.id, other.id), clientID: clientID, from: identity,
+            recipients: [other.id]
         )
         if inserted {
             sink.publish(.direct(stored, to: other.identity), to: .user(other.id))
             sink.publish(.direct(stored, to: other.identity), to: .user(identity.id))
         }
         return (stored, other.identity)
+    }
+
+    /// The most bytes of sealed copies one encrypted message may carry: an image's limit, a
+    /// copy for each of ten devices, with room for the keys and nonces.
+    var maxSealedBytes: Int { (configuration.maxImageBytes + 4096) * Self.maxDevices }
+
+    /// Checks an encrypted message's copies: from a device of the sender's, each for a distinct
+    /// device of the sender's or the recipient's (at least one of the recipient's), of the
+    /// right sizes.
+    private func checkSealedCopies(_ body: EncryptedBody, from sender: UserID, to recipient: UserID) async throws(ChatError) {
+        let mine = Set(try await storage { try await store.devices(of: sender) }.map(\.deviceID))
+        let theirs = Set(try await storage { try await store.devices(of: recipient) }.map(\.deviceID))
+        guard mine.contains(body.senderDevice) else {
+            throw ChatError(.invalidArgument, "senderDevice is not one of your published devices.")
+        }
+        guard body.copies.contains(where: { theirs.contains($0.device) }) else {
+            throw ChatError(.invalidArgument, "An encrypted message needs a copy for at least one of the recipient's devices.")
+        }
+        guard Set(body.copies.map(\.device)).count == body.copies.count else {
+            throw ChatError(.invalidArgument, "Each device gets one copy.")
+        }
+        var total = 0
+        for copy in body.copies {
+            guard theirs.contains(copy.device) || mine.contains(copy.device) else {
+                throw ChatError(.invalidArgument, "\(copy.device) is not a published device of either side.")
+            }
+            guard copy.ephemeralPublic.count == 32, copy.nonce.count == 12, copy.ciphertext.count >= 16 else {
+                throw ChatError(.invalidArgument, "A sealed copy has a 32-byte ephemeralPublic, a 12-byte nonce and a ciphertext of 16 bytes or more.")
+            }
+            total += copy.ciphertext.count
+        }
+        guard total <= maxSealedBytes else { throw ChatError(.messageTooLong, "The encrypted message is too large.") }
     }
 
     /// A page of the direct conversation with a friend (see ``history(of:before:limit:for:on:)``).

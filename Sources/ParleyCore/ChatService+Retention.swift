@@ -43,19 +43,23 @@ extension ChatService {
     /// only in memory under `none` (and under `until-delivered` when nobody is to receive it).
     /// Returns the message and whether it is new (not a retry of a known client id).
     func post(
-        _ text: String, image: MessageImage?, in conversation: ConversationKey, clientID: String?, from identity: Identity,
-        recipients: [UserID]
+        _ text: String, image: MessageImage?, encrypted: EncryptedBody? = nil, in conversation: ConversationKey, clientID: String?,
+        from identity: Identity, recipients: [UserID]
     ) async throws(ChatError) -> (message: StoredMessage, inserted: Bool) {
         let outcome = Outcome<(message: StoredMessage, inserted: Bool)>()
-        try await post(text, image: image, in: conversation, clientID: clientID, from: identity, recipients: recipients, completion: outcome.settle)
+        try await post(
+            text, image: image, encrypted: encrypted, in: conversation, clientID: clientID, from: identity, recipients: recipients,
+            completion: outcome.settle
+        )
         return try await outcome.value.get()
     }
 
     /// Like ``post(_:image:in:clientID:from:recipients:)``, without waiting for the store: returns
     /// once the message is queued; `completion` runs once it is stored, in submission order.
     func post(
-        _ text: String, image: MessageImage?, in conversation: ConversationKey, clientID: String?, from identity: Identity,
-        recipients: [UserID], completion: @escaping @Sendable (Result<(message: StoredMessage, inserted: Bool), ChatError>) -> Void
+        _ text: String, image: MessageImage?, encrypted: EncryptedBody? = nil, in conversation: ConversationKey, clientID: String?,
+        from identity: Identity, recipients: [UserID],
+        completion: @escaping @Sendable (Result<(message: StoredMessage, inserted: Bool), ChatError>) -> Void
     ) async throws(ChatError) {
         let policy = try await retention(of: conversation)
         let now = clock()
@@ -64,7 +68,7 @@ extension ChatService {
                 if let clientID, let known = log.existing(sender: identity.id, clientID: clientID) { return (known, false) }
                 let message = StoredMessage(
                     id: log.nextID(now: now), conversation: conversation, sender: identity, text: text,
-                    clientID: clientID, sentAt: now, retention: .none, image: image
+                    clientID: clientID, sentAt: now, retention: .none, image: image, encrypted: encrypted
                 )
                 log.remember(message)
                 return (message, true)
@@ -73,7 +77,8 @@ extension ChatService {
             return
         }
         let new = NewMessage(
-            conversation: conversation, sender: identity, text: text, clientID: clientID, sentAt: now, retention: policy, image: image
+            conversation: conversation, sender: identity, text: text, clientID: clientID, sentAt: now, retention: policy, image: image,
+            encrypted: encrypted
         )
         await store.submitMessage(new, recipients: recipients) { [self] result in
             completion(result.mapError(storageError))

@@ -158,10 +158,12 @@ public struct NewMessage: Sendable, Hashable {
     public let retention: RetentionPolicy
     /// An attached image, with its bytes.
     public let image: MessageImage?
+    /// An end-to-end encrypted message's sealed copies (its `text` is then empty).
+    public let encrypted: EncryptedBody?
 
     public init(
         conversation: ConversationKey, sender: Identity, text: String, clientID: String?, sentAt: Timestamp,
-        retention: RetentionPolicy = .keep, image: MessageImage? = nil
+        retention: RetentionPolicy = .keep, image: MessageImage? = nil, encrypted: EncryptedBody? = nil
     ) {
         self.conversation = conversation
         self.sender = sender
@@ -170,6 +172,7 @@ public struct NewMessage: Sendable, Hashable {
         self.sentAt = sentAt
         self.retention = retention
         self.image = image
+        self.encrypted = encrypted
     }
 }
 
@@ -184,10 +187,12 @@ public struct StoredMessage: Sendable, Hashable {
     public let retention: RetentionPolicy
     /// The attached image's type and size (its bytes only for messages never stored).
     public let image: MessageImage?
+    /// An end-to-end encrypted message's sealed copies (its `text` is then empty).
+    public let encrypted: EncryptedBody?
 
     public init(
         id: Int64, conversation: ConversationKey, sender: Identity, text: String, clientID: String?, sentAt: Timestamp,
-        retention: RetentionPolicy = .keep, image: MessageImage? = nil
+        retention: RetentionPolicy = .keep, image: MessageImage? = nil, encrypted: EncryptedBody? = nil
     ) {
         self.id = id
         self.conversation = conversation
@@ -197,13 +202,14 @@ public struct StoredMessage: Sendable, Hashable {
         self.sentAt = sentAt
         self.retention = retention
         self.image = image
+        self.encrypted = encrypted
     }
 
     /// The stored form of `new` under id `id`: the image without its bytes.
     public init(id: Int64, _ new: NewMessage) {
         self.init(
             id: id, conversation: new.conversation, sender: new.sender, text: new.text, clientID: new.clientID,
-            sentAt: new.sentAt, retention: new.retention, image: new.image?.withoutData
+            sentAt: new.sentAt, retention: new.retention, image: new.image?.withoutData, encrypted: new.encrypted
         )
     }
 
@@ -225,5 +231,43 @@ public struct DeviceKey: Sendable, Hashable {
         self.deviceID = deviceID
         self.publicKey = publicKey
         self.publishedAt = publishedAt
+    }
+}
+
+/// One device's sealed copy of an end-to-end encrypted message (docs/E2E.md).
+public struct SealedCopy: Codable, Sendable, Hashable {
+    /// The recipient device's id.
+    public var device: String
+    /// The sender's ephemeral X25519 public key, 32 bytes.
+    public var ephemeralPublic: Data
+    /// The AES-GCM nonce, 12 bytes.
+    public var nonce: Data
+    /// The ciphertext followed by its 16-byte tag.
+    public var ciphertext: Data
+
+    public init(device: String, ephemeralPublic: Data, nonce: Data, ciphertext: Data) {
+        self.device = device
+        self.ephemeralPublic = ephemeralPublic
+        self.nonce = nonce
+        self.ciphertext = ciphertext
+    }
+}
+
+/// The body of an end-to-end encrypted direct message: which device sealed it, and a copy for
+/// each device that may read it. The server stores and relays it without reading it.
+public struct EncryptedBody: Codable, Sendable, Hashable {
+    public var senderDevice: String
+    public var copies: [SealedCopy]
+
+    public init(senderDevice: String, copies: [SealedCopy]) {
+        self.senderDevice = senderDevice
+        self.copies = copies
+    }
+
+    /// Its stored form (JSON), and back.
+    public var stored: Data { (try? JSONEncoder().encode(self)) ?? Data() }
+    public init?(stored: Data?) {
+        guard let stored, !stored.isEmpty, let body = try? JSONDecoder().decode(EncryptedBody.self, from: stored) else { return nil }
+        self = body
     }
 }

@@ -177,6 +177,10 @@ public final class PostgresChatStore: ChatStore {
             )
             """,
         ]),
+        ("2026-11-22-e2e", [
+            // An end-to-end encrypted message's sealed copies (JSON); NULL for the others.
+            "ALTER TABLE message ADD COLUMN e2e BYTEA",
+        ]),
     ]
 
     /// The names of every migration this version knows, oldest first.
@@ -411,9 +415,10 @@ public final class PostgresChatStore: ChatStore {
         _ message: NewMessage, recipients: [UserID], on connection: PostgresConnection, logger: Logger
     ) async throws -> MessageWriteQueue.Inserted {
         let rows = try await connection.query("""
-            INSERT INTO message (conversation, sender_id, sender_name, sender_kind, body, client_id, sent_at, retention)
+            INSERT INTO message (conversation, sender_id, sender_name, sender_kind, body, client_id, sent_at, retention, e2e)
             VALUES (\(message.conversation.rawValue), \(message.sender.id.rawValue), \(message.sender.name),
-                    \(message.sender.kind.rawValue), \(message.text), \(message.clientID), \(message.sentAt), \(message.retention.rawValue))
+                    \(message.sender.kind.rawValue), \(message.text), \(message.clientID), \(message.sentAt), \(message.retention.rawValue),
+                    \(message.encrypted?.stored))
             ON CONFLICT (sender_id, client_id) WHERE client_id IS NOT NULL DO NOTHING
             RETURNING id
             """, logger: logger).collect()
@@ -461,14 +466,16 @@ public final class PostgresChatStore: ChatStore {
         let messages = batch.map(\.message)
         // A client id is 1 to 64 characters, so an empty one stands for none.
         let inserted = try await connection.query("""
-            INSERT INTO message (id, conversation, sender_id, sender_name, sender_kind, body, client_id, sent_at, retention)
+            INSERT INTO message (id, conversation, sender_id, sender_name, sender_kind, body, client_id, sent_at, retention, e2e)
             OVERRIDING SYSTEM VALUE
-            SELECT id, conversation, sender_id, sender_name, sender_kind, body, NULLIF(client_id, ''), sent_at, retention
+            SELECT id, conversation, sender_id, sender_name, sender_kind, body, NULLIF(client_id, ''), sent_at, retention,
+                   convert_to(NULLIF(e2e, ''), 'UTF8')
             FROM unnest(\(ids)::bigint[], \(messages.map(\.conversation.rawValue))::text[], \(messages.map(\.sender.id.rawValue))::text[],
                         \(messages.map(\.sender.name))::text[], \(messages.map(\.sender.kind.rawValue))::text[],
                         \(messages.map(\.text))::text[], \(messages.map { $0.clientID ?? "" })::text[],
-                        \(messages.map(\.sentAt))::bigint[], \(messages.map(\.retention.rawValue))::text[])
-                AS t(id, conversation, sender_id, sender_name, sender_kind, body, client_id, sent_at, retention)
+                        \(messages.map(\.sentAt))::bigint[], \(messages.map(\.retention.rawValue))::text[],
+                        \(messages.map { $0.encrypted.map { String(decoding: $0.stored, as: UTF8.self) } ?? "" })::text[])
+                AS t(id, conversation, sender_id, sender_name, sender_kind, body, client_id, sent_at, retention, e2e)
             ORDER BY id
             ON CONFLICT (sender_id, client_id) WHERE client_id IS NOT NULL DO NOTHING
             RETURNING id
@@ -607,13 +614,13 @@ public final class PostgresChatStore: ChatStore {
     /// ``message(_:)`` decodes.
     private static let messageSelect = """
         SELECT m.id, m.conversation, m.sender_id, m.sender_name, m.sender_kind, m.body, m.client_id, m.sent_at, m.retention,
-               i.type, i.size
+               i.type, i.size, m.e2e
         FROM message m LEFT JOIN message_image i ON i.message_id = m.id
         """
 
     private static func message(_ row: PostgresRow) throws -> StoredMessage {
-        let (id, conversation, senderID, senderName, senderKind, body, clientID, sentAt, retention, imageType, imageSize) =
-            try row.decode((Int64, String, String, String, String, String, String?, Int64, String, String?, Int?).self)
+        let (id, conversation, senderID, senderName, senderKind, body, clientID, sentAt, retention, imageType, imageSize, e2e) =
+            try row.decode((Int64, String, String, String, String, String, String?, Int64, String, String?, Int?, Data?).self)
         return StoredMessage(
             id: id,
             conversation: ConversationKey(rawValue: conversation),
@@ -622,7 +629,8 @@ public final class PostgresChatStore: ChatStore {
             clientID: clientID,
             sentAt: sentAt,
             retention: RetentionPolicy(rawValue: retention) ?? .keep,
-            image: imageType.map { MessageImage(type: $0, size: imageSize ?? 0, data: nil) }
+            image: imageType.map { MessageImage(type: $0, size: imageSize ?? 0, data: nil) },
+            encrypted: EncryptedBody(stored: e2e)
         )
     }
 }

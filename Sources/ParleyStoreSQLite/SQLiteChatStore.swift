@@ -154,6 +154,10 @@ public final class SQLiteChatStore: ChatStore {
                 );
                 """)
         }
+        migrator.registerMigration("2026-11-22-e2e") { db in
+            // An end-to-end encrypted message's sealed copies (JSON); NULL for the others.
+            try db.execute(sql: "ALTER TABLE message ADD COLUMN e2e BLOB")
+        }
         return migrator
     }
 
@@ -480,12 +484,12 @@ public final class SQLiteChatStore: ChatStore {
             return (Self.message(row), false)
         }
         let insert = try db.cachedStatement(sql: """
-            INSERT INTO message (conversation, sender_id, sender_name, sender_kind, body, client_id, sent_at, retention)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO message (conversation, sender_id, sender_name, sender_kind, body, client_id, sent_at, retention, e2e)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
             """)
         try insert.execute(arguments: [
             message.conversation.rawValue, message.sender.id.rawValue, message.sender.name, message.sender.kind.rawValue,
-            message.text, message.clientID, message.sentAt, message.retention.rawValue,
+            message.text, message.clientID, message.sentAt, message.retention.rawValue, message.encrypted?.stored,
         ])
         let stored = StoredMessage(id: db.lastInsertedRowID, message)
         if let image = message.image, let data = image.data {
@@ -530,7 +534,8 @@ public final class SQLiteChatStore: ChatStore {
             clientID: row["client_id"],
             sentAt: row["sent_at"],
             retention: RetentionPolicy(rawValue: row["retention"]) ?? .keep,
-            image: (row["image_type"] as String?).map { MessageImage(type: $0, size: row["image_size"], data: nil) }
+            image: (row["image_type"] as String?).map { MessageImage(type: $0, size: row["image_size"], data: nil) },
+            encrypted: EncryptedBody(stored: row["e2e"])
         )
     }
 }

@@ -65,3 +65,62 @@ struct DeviceTests {
         #expect(devices.count == ChatService.maxDevices && devices[3].publicKey == Data(repeating: 99, count: 32))
     }
 }
+
+@Suite("End-to-end encrypted direct messages")
+struct EncryptedMessageTests {
+    static func copy(_ device: String, _ byte: UInt8 = 7) -> SealedCopy {
+        SealedCopy(device: device, ephemeralPublic: Data(repeating: byte, count: 32), nonce: Data(repeating: byte, count: 12),
+                   ciphertext: Data(repeating: byte, count: 40))
+    }
+
+    /// ada and bob, friends, with devices ada-1, ada-2 and bob-1.
+    static func friendsWithDevices(_ kind: StoreKind = .memory) async throws -> (ChatService, RecordingSink, Identity, Identity) {
+        let (service, sink, _) = try await makeService(kind)
+        let ada = try await service.register(handle: "ada", password: "long enough").identity
+        let bob = try await service.register(handle: "bob", password: "long enough").identity
+        _ = try await service.requestFriend("bob", from: ada)
+        _ = try await service.acceptFriend("ada", by: bob)
+        _ = try await service.publishDevice("ada-1", publicKey: Data(repeating: 1, count: 32), by: ada)
+        _ = try await service.publishDevice("ada-2", publicKey: Data(repeating: 2, count: 32), by: ada)
+        _ = try await service.publishDevice("bob-1", publicKey: Data(repeating: 3, count: 32), by: bob)
+        return (service, sink, ada, bob)
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func theServerStoresAndRelaysSealedCopiesUnread(kind: StoreKind) async throws {
+        let (service, sink, ada, bob) = try await Self.friendsWithDevices(kind)
+        let body = EncryptedBody(senderDevice: "ada-1", copies: [Self.copy("bob-1", 1), Self.copy("ada-2", 2)])
+        sink.clear()
+        let (stored, _) = try await service.sendDirect("", encrypted: body, to: "bob", clientID: "m-1", from: ada)
+        #expect(stored.encrypted == body && stored.text.isEmpty)
+        #expect(sink.published.contains(.direct(stored, to: bob)))
+        let history = try await service.directHistory(with: "ada", before: nil, limit: nil, for: bob).messages
+        #expect(history.map(\.encrypted) == [body])
+        // A retry with the same client id is the same message.
+        #expect(try await service.sendDirect("", encrypted: body, to: "bob", clientID: "m-1", from: ada).message.id == stored.id)
+    }
+
+    @Test func badlyFormedOrMisaddressedCopiesAreRefused() async throws {
+        let (service, _, ada, _) = try await Self.friendsWithDevices()
+        let good = EncryptedBody(senderDevice: "ada-1", copies: [Self.copy("bob-1")])
+        var shortNonce = Self.copy("bob-1")
+        shortNonce.nonce = Data(count: 11)
+        let cases: [(String, EncryptedBody, String?)] = [
+            ("text beside the copies", good, "m"),
+            ("no client id", good, nil),
+            ("unpublished sender device", EncryptedBody(senderDevice: "ada-9", copies: [Self.copy("bob-1")]), "m"),
+            ("no copy for the recipient", EncryptedBody(senderDevice: "ada-1", copies: [Self.copy("ada-1")]), "m"),
+            ("a stranger's device", EncryptedBody(senderDevice: "ada-1", copies: [Self.copy("bob-1"), Self.copy("eve-1")]), "m"),
+            ("two copies for one device", EncryptedBody(senderDevice: "ada-1", copies: [Self.copy("bob-1"), Self.copy("bob-1")]), "m"),
+            ("a short nonce", EncryptedBody(senderDevice: "ada-1", copies: [shortNonce]), "m"),
+        ]
+        for (label, body, clientID) in cases {
+            let text = label == "text beside the copies" ? "plain" : ""
+            let refused = await #expect(throws: ChatError.self, "\(label)") {
+                try await service.sendDirect(text, encrypted: body, to: "bob", clientID: clientID, from: ada)
+            }
+            #expect(refused?.code == .invalidArgument, "\(label)")
+        }
+        #expect(try await service.sendDirect("", encrypted: good, to: "bob", clientID: "m", from: ada).message.encrypted == good)
+    }
+}

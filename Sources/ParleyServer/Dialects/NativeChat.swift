@@ -95,8 +95,8 @@ enum NativeChat {
         }
         command("dm:send", .messages) { caller, request in
             let (stored, recipient) = try await service.sendDirect(
-                try request.optionalString("text") ?? "", image: try request.optionalBinary("image"), to: try request.string("to"),
-                clientID: try request.optionalString("clientId"), from: caller.identity
+                try request.optionalString("text") ?? "", image: try request.optionalBinary("image"), encrypted: try request.encrypted(),
+                to: try request.string("to"), clientID: try request.optionalString("clientId"), from: caller.identity
             )
             return ["message": NativeDialect.message(stored, to: recipient)]
         }
@@ -240,6 +240,31 @@ enum NativeChat {
             guard let value = object[key], !value.isNull else { return nil }
             guard let bytes = value.binaryValue else { throw ChatError(.invalidArgument, "\(key) must be binary data.") }
             return Data(bytes.readableBytesView)
+        }
+
+        /// The `e2e` field of an encrypted direct message: `{senderDevice, copies: [{device,
+        /// ephemeralPublic, nonce, ciphertext}]}`, the byte fields binary.
+        func encrypted() throws(ChatError) -> EncryptedBody? {
+            guard let value = object["e2e"], !value.isNull else { return nil }
+            guard let fields = value.objectValue else { throw ChatError(.invalidArgument, "e2e must be an object.") }
+            let body = Request(object: fields)
+            guard let list = fields["copies"]?.arrayValue, (1...2 * ChatService.maxDevices).contains(list.count) else {
+                throw ChatError(.invalidArgument, "e2e.copies lists 1 to \(2 * ChatService.maxDevices) sealed copies.")
+            }
+            var copies: [SealedCopy] = []
+            for item in list {
+                guard let copy = item.objectValue else { throw ChatError(.invalidArgument, "Each sealed copy is an object.") }
+                let fields = Request(object: copy)
+                func bytes(_ key: String) throws(ChatError) -> Data {
+                    guard let data = try fields.optionalBinary(key) else { throw ChatError(.invalidArgument, "\(key) must be binary data.") }
+                    return data
+                }
+                copies.append(SealedCopy(
+                    device: try fields.string("device"), ephemeralPublic: try bytes("ephemeralPublic"), nonce: try bytes("nonce"),
+                    ciphertext: try bytes("ciphertext")
+                ))
+            }
+            return EncryptedBody(senderDevice: try body.string("senderDevice"), copies: copies)
         }
 
         func optionalBool(_ key: String) throws(ChatError) -> Bool? {

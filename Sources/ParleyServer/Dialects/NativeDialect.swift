@@ -21,6 +21,15 @@ enum NativeDialect {
             if let data = image.data { attached["data"] = .binary(ByteBuffer(bytes: data)) }
             object["image"] = .object(attached)
         }
+        if let encrypted = message.encrypted {
+            let copies = encrypted.copies.map { copy -> JSONValue in
+                [
+                    "device": .string(copy.device), "ephemeralPublic": .binary(ByteBuffer(bytes: copy.ephemeralPublic)),
+                    "nonce": .binary(ByteBuffer(bytes: copy.nonce)), "ciphertext": .binary(ByteBuffer(bytes: copy.ciphertext)),
+                ]
+            }
+            object["e2e"] = ["senderDevice": .string(encrypted.senderDevice), "copies": .array(copies)]
+        }
         object["sentAt"] = .number(Double(message.sentAt))
         if let clientID = message.clientID { object["clientId"] = .string(clientID) }
         if message.isEphemeral { object["ephemeral"] = true }
