@@ -124,8 +124,10 @@ let package = Package(
             dependencies: [
                 "ParleyServer",
                 "ParleyCore",
+                "ParleyE2E",
                 "SocketIOClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         .executableTarget(

@@ -13,8 +13,10 @@ struct Chat: AsyncParsableCommand {
         abstract: "Chat from the terminal.",
         discussion: """
             Type a line to send it to the current room. Commands: /join ROOM, /leave [ROOM], \
-            /dm HANDLE TEXT, /friends, /accept HANDLE, /history [N], /who, /help, /quit. \
-            Ctrl-D or Ctrl-C quits. With --login the password comes from PARLEY_PASSWORD, or is asked.
+            /dm HANDLE TEXT, /friends, /accept HANDLE, /history [N], /who, /verify HANDLE, \
+            /verified HANDLE, /trust HANDLE, /help, /quit. Ctrl-D or Ctrl-C quits. With --login the \
+            password comes from PARLEY_PASSWORD, or is asked, and direct messages to friends with \
+            device keys are end-to-end encrypted (this device's key is kept in --keys).
             """
     )
 
@@ -33,6 +35,9 @@ struct Chat: AsyncParsableCommand {
     @Option(help: "Send this message to the room, then exit (for scripts).")
     var send: String?
 
+    @Option(help: "Where this device's end-to-end key and the keys it has seen are kept (default: $PARLEY_KEYS, else ~/.config/parley).")
+    var keys: String?
+
     func validate() throws {
         if name != nil, login != nil { throw ValidationError("give --name or --login, not both") }
     }
@@ -40,19 +45,27 @@ struct Chat: AsyncParsableCommand {
     func run() async throws {
         let style = Style(colours: Terminal.colours)
         var configuration = SocketIOClientConfiguration()
+        var account: (token: String, userID: String)?
         if let login {
-            configuration.auth = ["token": .string(try await Self.token(server: server, handle: login))]
+            account = try await Self.token(server: server, handle: login)
+            configuration.auth = ["token": .string(account?.token ?? "")]
         } else if let name {
             configuration.auth = ["name": .string(name)]
         }
         let client = SocketIOClient(url: server, configuration: configuration)
         let session = ChatSession(client: client, style: style, room: room)
+        // Before connecting: the inbox is replayed as soon as the connection opens.
+        if let login, let account { try loadE2E(session, handle: login, userID: account.userID) }
         session.listen()
         do {
             try await client.connect()
         } catch {
             Terminal.say(style.error("could not connect to \(server): \(error)"))
             throw ExitCode.failure
+        }
+        if let e2e = session.e2e.withLock({ $0 }) {
+            guard await session.publishDevice(e2e) else { throw ExitCode.failure }
+            Terminal.say(style.dim("🔒 direct messages are end-to-end encrypted (device \(e2e.device.deviceID))"))
         }
         guard await session.join(room) else { throw ExitCode.failure }
         if let send {
@@ -74,8 +87,18 @@ struct Chat: AsyncParsableCommand {
         Terminal.say(style.dim("bye"))
     }
 
-    /// Logs in over REST and returns the session token.
-    static func token(server: String, handle: String) async throws -> String {
+    /// Loads (or makes) this device's key for `handle` on this server, in `--keys`.
+    private func loadE2E(_ session: ChatSession, handle: String, userID: String) throws {
+        let directory = keys ?? ProcessInfo.processInfo.environment["PARLEY_KEYS"]
+            ?? (NSHomeDirectory() as NSString).appendingPathComponent(".config/parley")
+        let host = (URL(string: server).map { "\($0.host ?? "server")-\($0.port ?? 80)" } ?? "server")
+        let base = (directory as NSString).appendingPathComponent("\(host)-\(handle.lowercased())")
+        let device = try DeviceIdentity.load(path: base + ".key")
+        session.e2e.withLock { $0 = E2EContext(device: device, known: KnownKeys(path: base + ".known.json"), userID: userID, handle: handle) }
+    }
+
+    /// Logs in over REST and returns the session token and the account's id.
+    static func token(server: String, handle: String) async throws -> (token: String, userID: String) {
         var password = ProcessInfo.processInfo.environment["PARLEY_PASSWORD"]
         if password == nil {
             password = String(cString: getpass("password for \(handle): "))
@@ -92,11 +115,11 @@ struct Chat: AsyncParsableCommand {
             }.resume()
         }
         let reply = try? JSONValue(parsing: String(decoding: data, as: UTF8.self))
-        guard let token = reply?["token"]?.stringValue else {
+        guard let token = reply?["token"]?.stringValue, let userID = reply?["user"]?["id"]?.stringValue else {
             Terminal.say("login failed: \(reply?["error"]?["message"]?.stringValue ?? "no answer")")
             throw ExitCode.failure
         }
-        return token
+        return (token, userID)
     }
 }
 

@@ -8,6 +8,11 @@ final class ChatSession: Sendable {
     let client: SocketIOClient
     let style: Style
     private let currentRoom: Mutex<String>
+    /// End-to-end encryption, once signed in with an account.
+    let e2e = Mutex<E2EContext?>(nil)
+    /// The last direct message being shown: each waits for the one before (decrypting takes a
+    /// moment), so that they are shown in the order they came.
+    private let showing = Mutex<Task<Void, Never>?>(nil)
 
     init(client: SocketIOClient, style: Style, room: String) {
         self.client = client
@@ -27,8 +32,20 @@ final class ChatSession: Sendable {
         }
         client.on("dm") { [self] args, _ in
             guard let message = args.first else { return }
-            Terminal.say(line(for: message, prefix: "@\(message["from"]?["name"]?.stringValue ?? "")→\(message["to"]?["name"]?.stringValue ?? "")"))
-            acknowledge(message)
+            let prefix = "@\(message["from"]?["name"]?.stringValue ?? "")→\(message["to"]?["name"]?.stringValue ?? "")"
+            let e2e = e2e.withLock { $0 }
+            showing.withLock { last in
+                let previous = last
+                last = Task {
+                    await previous?.value
+                    var text: String?
+                    if message["e2e"] != nil {
+                        text = if let e2e { await decrypt(message, e2e) } else { "[an encrypted message; sign in with --login to read it]" }
+                    }
+                    Terminal.say(line(for: message, prefix: prefix, text: text))
+                    acknowledge(message)
+                }
+            }
         }
         client.on("room:notice") { args, _ in
             guard let notice = args.first, let text = notice["text"]?.stringValue else { return }
@@ -45,9 +62,9 @@ final class ChatSession: Sendable {
         client.onDisconnect { reason in Terminal.say(style.status("○ disconnected (\(reason))")) }
     }
 
-    private func line(for message: JSONValue, prefix: String) -> String {
+    private func line(for message: JSONValue, prefix: String, text shown: String? = nil) -> String {
         let from = message["from"]?["name"]?.stringValue ?? "?"
-        var text = message["text"]?.stringValue ?? ""
+        var text = shown ?? message["text"]?.stringValue ?? ""
         if let image = message["image"], let type = image["type"]?.stringValue {
             text += (text.isEmpty ? "" : " ") + "[image \(type), \(image["size"]?.intValue ?? 0) bytes]"
         }
@@ -60,7 +77,7 @@ final class ChatSession: Sendable {
     }
 
     /// Sends a command and returns its ack's payload, or prints the error and returns nil.
-    private func command(_ event: String, _ payload: JSONObject) async -> JSONValue? {
+    func command(_ event: String, _ payload: JSONObject) async -> JSONValue? {
         do {
             let reply = try await client.emitWithAck(event, .object(payload))
             guard let answer = reply.first, answer["ok"] == true else {
@@ -110,6 +127,7 @@ final class ChatSession: Sendable {
         case "help":
             Terminal.say("""
                 /join ROOM · /leave [ROOM] · /dm HANDLE TEXT · /friends · /accept HANDLE · /history [N] · /who · /quit
+                /verify HANDLE (safety numbers) · /verified HANDLE · /trust HANDLE (accept a changed key)
                 anything else is sent to #\(room)
                 """)
         case "join":
@@ -132,7 +150,21 @@ final class ChatSession: Sendable {
                 Terminal.say(style.error("! /dm HANDLE TEXT"))
                 return true
             }
-            _ = await command("dm:send", ["to": .string(parts[1]), "text": .string(parts[2])])
+            if let e2e = e2e.withLock({ $0 }) {
+                await sendEncrypted(parts[2], to: parts[1], e2e)
+            } else {
+                _ = await command("dm:send", ["to": .string(parts[1]), "text": .string(parts[2])])
+            }
+        case "verify", "trust", "verified":
+            guard let argument, let e2e = e2e.withLock({ $0 }) else {
+                Terminal.say(style.error("! /\(parts[0]) HANDLE, signed in with --login"))
+                return true
+            }
+            switch parts[0] {
+            case "verify": await verify(argument, e2e)
+            case "trust": await trust(argument, verified: false, e2e)
+            default: await trust(argument, verified: true, e2e)
+            }
         case "friends":
             if let answer = await command("friend:list", [:]) {
                 for (key, label) in [("friends", "friends"), ("incoming", "asking you"), ("outgoing", "you asked")] {
