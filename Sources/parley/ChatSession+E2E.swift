@@ -57,7 +57,8 @@ extension ChatSession {
             return
         }
         e2e.known.accept(user, theirs.map { ($0.id, $0.key) })
-        let mine = (await devices(of: e2e.handle))?.devices.filter { $0.id != e2e.device.deviceID } ?? []
+        // This account's devices too, this one included, so that each can read what was sent.
+        let mine = (await devices(of: e2e.handle))?.devices ?? []
         let clientID = UUID().uuidString
         let plaintext = Data((["text": .string(text)] as JSONValue).json.utf8)
         var copies: [JSONValue] = []

@@ -57,3 +57,93 @@ def test_the_browser_code_passes_every_test_vector(parley):
             assert result["safety"] == result["safetyReversed"] == vector["safetyNumber"], vector["name"]
     finally:
         browser.quit()
+
+
+def test_the_web_app_and_the_terminal_read_each_others_sealed_messages(tmp_path):
+    """ada in the web app, bob in `parley chat` and in a second browser: messages both ways, both
+    of bob's devices read ada's, the safety numbers agree, a changed key is shown before the next
+    message and needs confirming, and the server keeps no plaintext."""
+    import base64
+    import time
+    from pathlib import Path
+
+    import pexpect
+    import requests
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ready
+
+    from conftest import LOGS, start_parley
+    from test_chat import Chatter
+    from test_e2e_terminal import PASSWORD, safety_number, terminal
+    from test_webapp import register_in, texts, wait
+
+    started = time.time()
+    database = tmp_path / "web.sqlite"
+    server = start_parley("--log-level", "debug", database=str(database))
+    ada_web = bob_web = bob_term = None
+    secrets = ["from the browser, sealed", "from the terminal, sealed", "after the key change"]
+    try:
+        ada_web, bob_web = make_browser(), make_browser()
+        register_in(ada_web, server.url, "web_ada")
+        requests.post(server.url + "/api/register", json={"handle": "term_bob", "password": PASSWORD}, timeout=10)
+        ada_token = requests.post(server.url + "/api/login", json={"handle": "web_ada", "password": "web password 1"}, timeout=10).json()["token"]
+        bob_token = requests.post(server.url + "/api/login", json={"handle": "term_bob", "password": PASSWORD}, timeout=10).json()["token"]
+        ada, bob = Chatter(server, auth={"token": ada_token}), Chatter(server, auth={"token": bob_token})
+        ada.ok("friend:request", {"handle": "term_bob"})
+        bob.ok("friend:accept", {"handle": "web_ada"})
+        ada.close()
+        bob.close()
+        bob_term, bob_device = terminal(server, "term_bob", tmp_path / "bob-keys")
+        # bob's second device: a browser.
+        bob_web.get(server.url + "/")
+        wait(bob_web, ready.visibility_of_element_located((By.ID, "handle"))).send_keys("term_bob")
+        bob_web.find_element(By.ID, "password").send_keys(PASSWORD)
+        bob_web.find_element(By.ID, "login").click()
+        wait(bob_web, ready.text_to_be_present_in_element((By.ID, "whoami"), "term_bob (account)"))
+        wait(bob_web, lambda d: d.execute_script("return document.querySelector('#verify') !== null"))
+
+        def open_conversation(driver, name):
+            wait(driver, lambda d: [n for n in d.find_elements(By.CSS_SELECTOR, "#friends li .name") if n.text == name])[0].click()
+            wait(driver, ready.text_to_be_present_in_element((By.ID, "title"), name))
+
+        open_conversation(ada_web, "@term_bob")
+        ada_web.find_element(By.ID, "text").send_keys(secrets[0] + "\n")
+        bob_term.expect("web_ada: 🔒 " + secrets[0])
+        open_conversation(bob_web, "@web_ada")
+        wait(bob_web, lambda d: secrets[0] in texts(d))
+        bob_term.sendline(f"/dm web_ada {secrets[1]}")
+        wait(ada_web, lambda d: secrets[1] in texts(d))
+        assert ada_web.find_elements(By.CSS_SELECTOR, "#messages .message .lock")
+
+        # The safety number of ada's browser and bob's terminal, seen from both sides.
+        ada_web.find_element(By.ID, "verify").click()
+        shown = wait(ada_web, lambda d: d.find_element(By.ID, "safety-numbers").text)
+        line = next(l for l in shown.splitlines() if f"/{bob_device}" in l)
+        assert line.split(": ", 1)[1] == safety_number(bob_term, "web_ada")
+
+        # bob's terminal device gets a new key: ada's browser says so before sending.
+        bob_term.sendline("/quit")
+        bob_term.expect(pexpect.EOF)
+        key_file = next((tmp_path / "bob-keys").glob("*.key"))
+        key_file.write_text(__import__("json").dumps({"deviceId": bob_device, "privateKey": base64.b64encode(bytes(range(5, 37))).decode()}))
+        bob_term, _ = terminal(server, "term_bob", tmp_path / "bob-keys")
+        ada_web.find_element(By.ID, "text").send_keys(secrets[2] + "\n")
+        warning = wait(ada_web, ready.visibility_of_element_located((By.ID, "key-warning")))
+        assert "has changed" in warning.text and bob_device in warning.text
+        assert secrets[2] not in texts(ada_web)
+        ada_web.find_element(By.ID, "accept-key").click()
+        bob_term.expect("web_ada: 🔒 " + secrets[2])
+        wait(ada_web, lambda d: secrets[2] in texts(d))
+    finally:
+        for driver in (ada_web, bob_web):
+            if driver is not None:
+                driver.quit()
+        if bob_term is not None and bob_term.isalive():
+            bob_term.terminate(force=True)
+        server.stop()
+    written = [Path(str(database) + suffix) for suffix in ("", "-wal", "-shm")]
+    written += [log for log in LOGS.glob("parley-*.log") if log.stat().st_mtime >= started - 1]
+    for path in (p for p in written if p.exists()):
+        data = path.read_bytes()
+        for secret in secrets:
+            assert secret.encode() not in data, f"{secret!r} found in {path}"

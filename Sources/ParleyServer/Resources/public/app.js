@@ -1,4 +1,6 @@
 // Parley's web app: plain DOM, no framework, no build step. All user text goes in as text.
+import * as e2e from "/e2e.js";
+
 const io = globalThis.io;
 const $ = (id) => document.getElementById(id);
 const STORED_IDS_BELOW = 2 ** 52; // ids of messages that are never stored start here
@@ -123,7 +125,9 @@ function connect() {
     showSignIn(error.message);
   });
   socket.on("message", (message) => addMessage(room("#" + message.room), message));
-  socket.on("dm", (message) => {
+  socket.on("dm", async (message) => {
+    await E2E.whenReady;
+    await openMessage(message);
     const other = message.from.id === (state.me && state.me.id) ? message.to : message.from;
     addMessage(room("@" + other.name), message);
   });
@@ -156,6 +160,8 @@ async function onConnect() {
   $("signout").hidden = false;
   const reply = await command("me", {});
   state.me = reply.user;
+  if (state.me.kind === "account" && !E2E.device) await setupE2E();
+  E2E.ready();
   $("whoami").textContent = `${state.me.name} (${state.me.kind})`;
   if (state.me.kind === "guest") localStorage.setItem("parley.guest", state.me.name);
   $("friends-section").hidden = state.me.kind !== "account";
@@ -224,7 +230,7 @@ async function loadHistory(conversation) {
   conversation.loaded = true;
   if (!reply.ok) return;
   conversation.more = reply.more;
-  for (const message of reply.messages) insert(conversation, message);
+  for (const message of reply.messages) insert(conversation, await openMessage(message));
   if (state.active === conversation.key) renderMessages(true);
 }
 
@@ -276,6 +282,10 @@ window.addEventListener("focus", () => { const c = state.conversations.get(state
 function send(fields) {
   const conversation = state.conversations.get(state.active);
   if (!conversation) return;
+  if (conversation.kind === "dm" && E2E.device && fields.text && !fields.image) {
+    sendEncrypted(conversation, fields.text);
+    return;
+  }
   const clientId = crypto.randomUUID();
   const event = conversation.kind === "room" ? "message:send" : "dm:send";
   const payload = { ...(conversation.kind === "room" ? { room: conversation.name } : { to: conversation.name }), clientId, ...fields };
@@ -288,6 +298,7 @@ function settle(clientId, ack) {
   const item = state.pending.get(clientId);
   if (!item) return;
   state.pending.delete(clientId);
+  if (ack && ack.ok && item.plaintext !== undefined) Object.assign(ack.message, { text: item.plaintext, e2eState: "ok" });
   if (ack && ack.ok) addMessage(state.conversations.get(item.conversation), ack.message);
   else if (ack) alert(ack.error.message);
   renderMessages();
@@ -402,6 +413,9 @@ function renderHeader() {
   $("members").textContent = conversation && conversation.kind === "room"
     ? conversation.members.map((m) => m.name).join(", ")
     : "";
+  $("verify").hidden = !(conversation && conversation.kind === "dm" && E2E.device);
+  $("safety").hidden = true;
+  $("key-warning").hidden = true;
 }
 
 function renderMessages(keepPosition) {
@@ -428,7 +442,14 @@ function messageElement(message) {
   meta.append(element("span", "sender", message.from.name), element("time", "", time(message.sentAt)));
   if (mine) meta.append(element("span", "ticks"));
   node.append(meta);
-  if (message.text) {
+  if (message.e2eState === "ok") meta.append(element("span", "lock", "🔒"));
+  if (message.e2eState && message.e2eState !== "ok") {
+    node.append(element("div", "text failed", {
+      failed: "🔒 This message could not be decrypted: it was changed, or not sealed for this device.",
+      elsewhere: "🔒 Encrypted for your other devices, not this one.",
+      unreadable: "🔒 An encrypted message: sign in with an account to read it.",
+    }[message.e2eState]));
+  } else if (message.text) {
     const body = element("div", "text");
     body.append(linkify(message.text));
     node.append(body);
@@ -459,6 +480,153 @@ function renderTicks(id, node) {
   ticks.className = "ticks" + (status === "read" ? " read" : "");
   ticks.title = status || "sent";
 }
+
+// ---- end-to-end encryption (docs/E2E.md) ------------------------------------------------------
+
+const E2E = {
+  device: null, // { deviceId, keys: CryptoKeyPair with a private key that cannot be exported }
+  whenReady: null,
+  ready: () => {},
+};
+E2E.whenReady = new Promise((resolve) => { E2E.ready = resolve; });
+
+const bytes = (value) => (value instanceof Uint8Array ? value : new Uint8Array(value));
+
+function keyStore(mode, run) {
+  return new Promise((resolve, reject) => {
+    const open = indexedDB.open("parley-e2e", 1);
+    open.onupgradeneeded = () => open.result.createObjectStore("identities");
+    open.onerror = () => reject(open.error);
+    open.onsuccess = () => {
+      const request = run(open.result.transaction("identities", mode).objectStore("identities"));
+      request.onsuccess = () => resolve(request.result);
+      request.onerror = () => reject(request.error);
+    };
+  });
+}
+
+/** This browser profile's device for the signed-in account: made once, kept in IndexedDB. */
+async function setupE2E() {
+  const slot = `${location.origin}/${state.me.id}`;
+  let device = await keyStore("readonly", (store) => store.get(slot));
+  if (!device) {
+    device = { deviceId: "web-" + crypto.randomUUID().slice(0, 8), keys: await e2e.generateIdentity() };
+    await keyStore("readwrite", (store) => store.put(device, slot));
+  }
+  const reply = await command("device:publish", { deviceId: device.deviceId, publicKey: await e2e.rawPublic(device.keys.publicKey) });
+  if (reply.ok) E2E.device = device;
+}
+
+async function deviceList(handle) {
+  const reply = await command("device:list", { handle });
+  return reply.ok ? { user: reply.user, devices: reply.devices.map((d) => ({ ...d, publicKey: bytes(d.publicKey) })) } : null;
+}
+
+// The keys seen for other accounts' devices, and which the user verified (trust on first use).
+const knownSlot = () => `parley.known.${state.me.id}`;
+const known = () => JSON.parse(localStorage.getItem(knownSlot()) || "{}");
+function changedDevices(user, devices) {
+  const seen = known()[user.id] || {};
+  return devices.filter((d) => seen[d.deviceId] && seen[d.deviceId].key !== e2e.toHex(d.publicKey));
+}
+function acceptDevices(user, devices, verified) {
+  const all = known();
+  const seen = all[user.id] || {};
+  for (const d of devices) {
+    const key = e2e.toHex(d.publicKey);
+    const was = seen[d.deviceId];
+    seen[d.deviceId] = { key, verified: verified ?? Boolean(was && was.key === key && was.verified) };
+  }
+  all[user.id] = seen;
+  localStorage.setItem(knownSlot(), JSON.stringify(all));
+}
+
+/** Reads an encrypted message for this device, in place: its text, or why it cannot be read. */
+async function openMessage(message) {
+  if (!message.e2e) return message;
+  message.text = "";
+  if (!E2E.device) return Object.assign(message, { e2eState: "unreadable" });
+  const copy = message.e2e.copies.find((c) => c.device === E2E.device.deviceId);
+  if (!copy) return Object.assign(message, { e2eState: "elsewhere" });
+  try {
+    const sender = await deviceList(message.from.name);
+    const device = sender && sender.devices.find((d) => d.deviceId === message.e2e.senderDevice);
+    if (!device) throw new Error("the sender's device is unknown");
+    const aad = e2e.associatedData({
+      senderUser: message.from.id, senderDevice: message.e2e.senderDevice, recipientUser: state.me.id,
+      recipientDevice: E2E.device.deviceId, messageId: message.clientId || "",
+    });
+    const sealed = { ephemeralPublic: bytes(copy.ephemeralPublic), nonce: bytes(copy.nonce), ciphertext: bytes(copy.ciphertext) };
+    const plaintext = await e2e.open(sealed, aad, E2E.device.keys, await e2e.importPublic(device.publicKey));
+    return Object.assign(message, { text: JSON.parse(new TextDecoder().decode(plaintext)).text || "", e2eState: "ok" });
+  } catch {
+    return Object.assign(message, { e2eState: "failed" });
+  }
+}
+
+/** Seals `text` for each device of the friend and of this account, and sends it. A key that
+ *  changed since it was last seen is shown first, and sending needs the user's confirmation. */
+async function sendEncrypted(conversation, text) {
+  const them = await deviceList(conversation.name);
+  if (!them) return;
+  if (!them.devices.length) {
+    addNotice(conversation, `${conversation.name} has no device keys yet: sent without end-to-end encryption`);
+    const clientId = crypto.randomUUID();
+    const payload = { to: conversation.name, text, clientId };
+    state.pending.set(clientId, { event: "dm:send", payload, conversation: conversation.key, text });
+    state.socket.emit("dm:send", payload, (ack) => settle(clientId, ack));
+    return;
+  }
+  const changed = changedDevices(them.user, them.devices);
+  if (changed.length) {
+    $("key-warning-text").textContent =
+      `The security key of ${conversation.name} (device ${changed.map((d) => d.deviceId).join(", ")}) has changed. ` +
+      "Compare safety numbers with them before you trust it. Your message was not sent.";
+    $("key-warning").hidden = false;
+    $("accept-key").onclick = () => {
+      acceptDevices(them.user, them.devices, false);
+      $("key-warning").hidden = true;
+      sendEncrypted(conversation, text);
+    };
+    return;
+  }
+  acceptDevices(them.user, them.devices);
+  const mine = (await deviceList(state.me.name)) || { devices: [] };
+  const clientId = crypto.randomUUID();
+  const plaintext = new TextEncoder().encode(JSON.stringify({ text }));
+  const copies = [];
+  for (const [owner, device] of [...them.devices.map((d) => [them.user.id, d]), ...mine.devices.map((d) => [state.me.id, d])]) {
+    const aad = e2e.associatedData({
+      senderUser: state.me.id, senderDevice: E2E.device.deviceId, recipientUser: owner, recipientDevice: device.deviceId, messageId: clientId,
+    });
+    const sealed = await e2e.seal(plaintext, aad, E2E.device.keys, await e2e.importPublic(device.publicKey));
+    copies.push({ device: device.deviceId, ...sealed });
+  }
+  const payload = { to: conversation.name, clientId, e2e: { senderDevice: E2E.device.deviceId, copies } };
+  state.pending.set(clientId, { event: "dm:send", payload, conversation: conversation.key, text, plaintext: text });
+  renderMessages();
+  state.socket.emit("dm:send", payload, (ack) => settle(clientId, ack));
+}
+
+$("verify").addEventListener("click", async () => {
+  const conversation = state.conversations.get(state.active);
+  const them = conversation && await deviceList(conversation.name);
+  if (!them) return;
+  const changed = new Set(changedDevices(them.user, them.devices).map((d) => d.deviceId));
+  const seen = known()[them.user.id] || {};
+  const mine = await e2e.rawPublic(E2E.device.keys.publicKey);
+  const lines = [];
+  for (const d of them.devices) {
+    const note = changed.has(d.deviceId) ? " (key changed)" : seen[d.deviceId] && seen[d.deviceId].verified ? " (verified)" : "";
+    lines.push(`${conversation.name}/${d.deviceId}${note}: ${await e2e.safetyNumber(mine, d.publicKey)}`);
+  }
+  $("safety-numbers").textContent = lines.length ? lines.join("\n") : `${conversation.name} has no device keys yet.`;
+  $("safety").hidden = false;
+  $("mark-verified").onclick = () => {
+    acceptDevices(them.user, them.devices, true);
+    $("safety").hidden = true;
+  };
+});
 
 // ---- start --------------------------------------------------------------------------------------
 
