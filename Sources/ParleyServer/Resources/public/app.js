@@ -286,6 +286,9 @@ function send(fields) {
     sendEncrypted(conversation, fields.text);
     return;
   }
+  // Images are not sealed yet (docs/E2E.md): never send one in the clear without asking.
+  if (conversation.kind === "dm" && E2E.device && fields.image &&
+      !confirm("Images are not end-to-end encrypted yet: the server could see this one. Send it anyway?")) return;
   const clientId = crypto.randomUUID();
   const event = conversation.kind === "room" ? "message:send" : "dm:send";
   const payload = { ...(conversation.kind === "room" ? { room: conversation.name } : { to: conversation.name }), clientId, ...fields };
@@ -522,6 +525,14 @@ async function deviceList(handle) {
   return reply.ok ? { user: reply.user, devices: reply.devices.map((d) => ({ ...d, publicKey: bytes(d.publicKey) })) } : null;
 }
 
+// Senders' devices, asked once per sender while reading (a page of history is one request, not
+// fifty); asked again when a message does not open, in case a key changed meanwhile.
+const senderDevices = new Map();
+function cachedDeviceList(handle, fresh) {
+  if (fresh || !senderDevices.has(handle)) senderDevices.set(handle, deviceList(handle));
+  return senderDevices.get(handle);
+}
+
 // The keys seen for other accounts' devices, and which the user verified (trust on first use).
 const knownSlot = () => `parley.known.${state.me.id}`;
 const known = () => JSON.parse(localStorage.getItem(knownSlot()) || "{}");
@@ -548,20 +559,23 @@ async function openMessage(message) {
   if (!E2E.device) return Object.assign(message, { e2eState: "unreadable" });
   const copy = message.e2e.copies.find((c) => c.device === E2E.device.deviceId);
   if (!copy) return Object.assign(message, { e2eState: "elsewhere" });
-  try {
-    const sender = await deviceList(message.from.name);
-    const device = sender && sender.devices.find((d) => d.deviceId === message.e2e.senderDevice);
-    if (!device) throw new Error("the sender's device is unknown");
-    const aad = e2e.associatedData({
-      senderUser: message.from.id, senderDevice: message.e2e.senderDevice, recipientUser: state.me.id,
-      recipientDevice: E2E.device.deviceId, messageId: message.clientId || "",
-    });
-    const sealed = { ephemeralPublic: bytes(copy.ephemeralPublic), nonce: bytes(copy.nonce), ciphertext: bytes(copy.ciphertext) };
-    const plaintext = await e2e.open(sealed, aad, E2E.device.keys, await e2e.importPublic(device.publicKey));
-    return Object.assign(message, { text: JSON.parse(new TextDecoder().decode(plaintext)).text || "", e2eState: "ok" });
-  } catch {
-    return Object.assign(message, { e2eState: "failed" });
+  const aad = e2e.associatedData({
+    senderUser: message.from.id, senderDevice: message.e2e.senderDevice, recipientUser: state.me.id,
+    recipientDevice: E2E.device.deviceId, messageId: message.clientId || "",
+  });
+  const sealed = { ephemeralPublic: bytes(copy.ephemeralPublic), nonce: bytes(copy.nonce), ciphertext: bytes(copy.ciphertext) };
+  for (const fresh of [false, true]) {
+    try {
+      const sender = await cachedDeviceList(message.from.name, fresh);
+      const device = sender && sender.devices.find((d) => d.deviceId === message.e2e.senderDevice);
+      if (!device) throw new Error("the sender's device is unknown");
+      const plaintext = await e2e.open(sealed, aad, E2E.device.keys, await e2e.importPublic(device.publicKey));
+      return Object.assign(message, { text: JSON.parse(new TextDecoder().decode(plaintext)).text || "", e2eState: "ok" });
+    } catch {
+      // Asked again once, with the sender's current devices.
+    }
   }
+  return Object.assign(message, { e2eState: "failed" });
 }
 
 /** Seals `text` for each device of the friend and of this account, and sends it. A key that
