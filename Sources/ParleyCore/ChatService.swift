@@ -148,9 +148,10 @@ public final class ChatService: Sendable {
         let name = try Names.roomName(room)
         let nameTaken = ChatError(.nameTaken, "Someone named \(identity.name) is already in \(name).")
         guard !uniqueName || !presence.withLock({ $0.nameConflict(identity, in: name) }) else { throw nameTaken }
-        let claimed = uniqueName && names != nil
-        if claimed, let names {
-            guard try await storage({ try await names.claim(identity.name, in: name, for: identity.id, on: connection) }) else {
+        // In a cluster, the name is claimed where every node's joins meet.
+        let registry = uniqueName ? names : nil
+        if let registry {
+            guard try await storage({ try await registry.claim(identity.name, in: name, for: identity.id, on: connection) }) else {
                 throw nameTaken
             }
         }
@@ -167,7 +168,7 @@ public final class ChatService: Sendable {
             }
             return (stored, members)
         } catch {
-            if claimed, !presence.withLock({ $0.contains(connection, in: name) }) { releaseNames(of: connection, in: [name]) }
+            if registry != nil, !presence.withLock({ $0.contains(connection, in: name) }) { releaseNames(of: connection, in: [name]) }
             throw error
         }
     }

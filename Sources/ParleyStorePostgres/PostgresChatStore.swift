@@ -32,9 +32,7 @@ public final class PostgresChatStore: ChatStore {
         self.runner = Task { await client.run() }
         self.inserts = MessageWriteQueue(label: "parley.postgres.completions") { [client, logger] batch in
             try await client.withTransaction(logger: logger) { connection in
-                batch.count == 1
-                    ? [try await Self.insert(batch[0].message, recipients: batch[0].recipients, on: connection, logger: logger)]
-                    : try await Self.insert(batch, on: connection, logger: logger)
+                try await Self.insert(batch, on: connection, logger: logger)
             }
         }
         let target = "\(configuration.host ?? "?"):\(configuration.port ?? 5432)"
@@ -408,55 +406,12 @@ public final class PostgresChatStore: ChatStore {
         await inserts.submit(message, recipients: recipients, completion: completion)
     }
 
-    /// Inserts one message in the caller's transaction. A second insert under the same sender and
-    /// client id (even from another node, at the same moment) finds the first one instead: the
-    /// unique index makes the later transaction wait for the earlier and then do nothing.
-    private static func insert(
-        _ message: NewMessage, recipients: [UserID], on connection: PostgresConnection, logger: Logger
-    ) async throws -> MessageWriteQueue.Inserted {
-        let rows = try await connection.query("""
-            INSERT INTO message (conversation, sender_id, sender_name, sender_kind, body, client_id, sent_at, retention, e2e)
-            VALUES (\(message.conversation.rawValue), \(message.sender.id.rawValue), \(message.sender.name),
-                    \(message.sender.kind.rawValue), \(message.text), \(message.clientID), \(message.sentAt), \(message.retention.rawValue),
-                    \(message.encrypted?.stored))
-            ON CONFLICT (sender_id, client_id) WHERE client_id IS NOT NULL DO NOTHING
-            RETURNING id
-            """, logger: logger).collect()
-        guard let row = rows.first else {
-            let existing = try await connection.query(
-                "\(unescaped: messageSelect) WHERE m.sender_id = \(message.sender.id.rawValue) AND m.client_id = \(message.clientID)",
-                logger: logger
-            ).collect()
-            guard let first = existing.first else { throw ChatError(.internalError, "A message with this client id vanished.") }
-            return (try Self.message(first), false)
-        }
-        let stored = StoredMessage(id: try row.decode(Int64.self), message)
-        if let image = message.image, let data = image.data {
-            try await connection.query("""
-                INSERT INTO message_image (message_id, type, size, bytes) VALUES (\(stored.id), \(image.type), \(image.size), \(data))
-                """, logger: logger)
-        }
-        if let room = message.conversation.roomName {
-            // A room's recipients are its member accounts as of this commit: another node may
-            // have changed the membership a moment ago, before this node's cache heard of it.
-            try await connection.query("""
-                INSERT INTO inbox (user_id, message_id) SELECT user_id, \(stored.id) FROM room_member
-                WHERE room = \(room) AND user_id <> \(message.sender.id.rawValue)
-                ON CONFLICT DO NOTHING
-                """, logger: logger)
-        } else if !recipients.isEmpty {
-            try await connection.query("""
-                INSERT INTO inbox (user_id, message_id) SELECT unnest(\(recipients.map(\.rawValue))::text[]), \(stored.id)
-                ON CONFLICT DO NOTHING
-                """, logger: logger)
-        }
-        return (stored, true)
-    }
-
     /// Inserts a batch in the caller's transaction with a handful of statements, whatever its
     /// size: ids are taken from the sequence first, then every message goes in one `INSERT`, and
     /// the inbox rows in one more per kind of conversation. A message whose client id is taken
-    /// (by an earlier message, or by one before it in this batch) finds that one instead.
+    /// (by an earlier message, or by one before it in this batch) finds that one instead; a
+    /// second insert under the same client id from another node at the same moment waits on the
+    /// unique index for the first transaction, then does nothing.
     private static func insert(
         _ batch: [MessageWriteQueue.Insert], on connection: PostgresConnection, logger: Logger
     ) async throws -> [MessageWriteQueue.Inserted] {

@@ -47,8 +47,9 @@ struct Chat: AsyncParsableCommand {
         var configuration = SocketIOClientConfiguration()
         var account: (token: String, userID: String)?
         if let login {
-            account = try await Self.token(server: server, handle: login)
-            configuration.auth = ["token": .string(account?.token ?? "")]
+            let signedIn = try await Self.token(server: server, handle: login)
+            account = signedIn
+            configuration.auth = ["token": .string(signedIn.token)]
         } else if let name {
             configuration.auth = ["name": .string(name)]
         }
