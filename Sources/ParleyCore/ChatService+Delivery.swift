@@ -31,11 +31,14 @@ extension ChatService {
     }
 
     /// A connection of `identity` acknowledges messages: they leave its inbox, and each sender
-    /// gets a delivery receipt. Ids that were not waiting for this account are ignored.
-    public func delivered(_ ids: [Int64], by identity: Identity) async throws(ChatError) {
+    /// gets a delivery receipt. Ids that were not waiting for this account are ignored. `device`
+    /// is the account's device that acknowledges, which an `until-delivered` encrypted message
+    /// waits for (each of its recipient devices must acknowledge it).
+    public func delivered(_ ids: [Int64], by identity: Identity, device: String? = nil) async throws(ChatError) {
         try checkIDs(ids)
+        try checkDevice(device)
         guard identity.isAccount else { return }
-        for message in try await storage({ try await store.markDelivered(ids, for: identity.id) }) {
+        for message in try await storage({ try await store.markDelivered(ids, for: identity.id, device: device) }) {
             sink.publish(
                 .receipt(messageID: message.id, conversation: message.conversation, by: identity, status: .delivered),
                 to: .user(message.sender.id)
@@ -45,10 +48,11 @@ extension ChatService {
 
     /// A connection of `identity` read messages: they are delivered too, and each sender gets a
     /// read receipt, for the messages of conversations `identity` belongs to. Read receipts are
-    /// relayed, not stored.
-    public func read(_ ids: [Int64], by identity: Identity, on connection: ConnectionID) async throws(ChatError) {
+    /// relayed, not stored. `device` is as for ``delivered(_:by:device:)``.
+    public func read(_ ids: [Int64], by identity: Identity, device: String? = nil, on connection: ConnectionID) async throws(ChatError) {
         try checkIDs(ids)
-        if identity.isAccount { _ = try await storage { try await store.markDelivered(ids, for: identity.id) } }
+        try checkDevice(device)
+        if identity.isAccount { _ = try await storage { try await store.markDelivered(ids, for: identity.id, device: device) } }
         for id in ids {
             guard let message = try await storage({ try await store.message(id: id) }), message.sender.id != identity.id,
                   try await belongs(identity, to: message.conversation, on: connection)
@@ -57,6 +61,12 @@ extension ChatService {
                 .receipt(messageID: message.id, conversation: message.conversation, by: identity, status: .read),
                 to: .user(message.sender.id)
             )
+        }
+    }
+
+    private func checkDevice(_ device: String?) throws(ChatError) {
+        if let device, !(1...64).contains(device.utf8.count) {
+            throw ChatError(.invalidArgument, "device is a device id of 1 to 64 characters.")
         }
     }
 

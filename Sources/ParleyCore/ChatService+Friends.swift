@@ -148,31 +148,36 @@ extension ChatService {
 
     /// Sends a direct message to a friend. Both accounts' connections receive it.
     ///
-    /// With `encrypted`, the message is end-to-end encrypted (docs/E2E.md): it has no text or
-    /// image of its own, a `clientID` (the associated data binds it), and a sealed copy for each
-    /// device of the friend's that should read it (and of the sender's own, optionally), all of
-    /// them devices those accounts published. The server stores and relays the copies unread.
+    /// With `encrypted`, the message is end-to-end encrypted (docs/E2E.md): it has no text of its
+    /// own, a `clientID` (the associated data binds it), and a sealed copy for each device of the
+    /// friend's that should read it (and of the sender's own, optionally), all of them devices
+    /// those accounts published; its `image`, if any, is the encrypted image, whose key travels in
+    /// the copies. The server stores and relays all of it unread. Kept `until-delivered`, it
+    /// waits until each of the friend's devices that has a copy acknowledged it.
     public func sendDirect(
         _ text: String, image: Data? = nil, encrypted: EncryptedBody? = nil, to handle: String, clientID: String?, from identity: Identity
     ) async throws(ChatError) -> (message: StoredMessage, to: Identity) {
-        let image = try image.map { (data) throws(ChatError) in try MessageImage.validated(data, limit: configuration.maxImageBytes) }
         let other: Account
+        let attached: MessageImage?
+        var recipientDevices: [String] = []
         if let encrypted {
-            guard text.isEmpty, image == nil else {
-                throw ChatError(.invalidArgument, "An encrypted message carries its text and image inside its sealed copies.")
+            guard text.isEmpty else {
+                throw ChatError(.invalidArgument, "An encrypted message carries its text inside its sealed copies.")
             }
             guard let clientID, !clientID.isEmpty, clientID.count <= 64 else {
                 throw ChatError(.invalidArgument, "An encrypted message needs a clientId of 1 to 64 characters.")
             }
+            attached = try image.map { (data) throws(ChatError) in try MessageImage.sealed(data, limit: configuration.maxImageBytes) }
             other = try await friend(handle, of: identity)
-            try await checkSealedCopies(encrypted, from: identity.id, to: other.id)
+            recipientDevices = try await checkSealedCopies(encrypted, from: identity.id, to: other.id)
         } else {
-            try validate(text: text, clientID: clientID, withImage: image != nil)
+            attached = try image.map { (data) throws(ChatError) in try MessageImage.validated(data, limit: configuration.maxImageBytes) }
+            try validate(text: text, clientID: clientID, withImage: attached != nil)
             other = try await friend(handle, of: identity)
         }
         let (stored, inserted) = try await post(
-            text, image: image, encrypted: encrypted, in: .direct(identity.id, other.id), clientID: clientID, from: identity,
-            recipients: [other.id]
+            text, image: attached, encrypted: encrypted, in: .direct(identity.id, other.id), clientID: clientID, from: identity,
+            recipients: [other.id], recipientDevices: recipientDevices
         )
         if inserted {
             sink.publish(.direct(stored, to: other.identity), to: .user(other.id))
@@ -181,14 +186,14 @@ extension ChatService {
         return (stored, other.identity)
     }
 
-    /// The most bytes of sealed copies one encrypted message may carry: an image's limit, a
-    /// copy for each of ten devices, with room for the keys and nonces.
-    var maxSealedBytes: Int { (configuration.maxImageBytes + 4096) * Self.maxDevices }
+    /// The most bytes of one sealed copy: a text of the longest length, whatever its script,
+    /// with an image's key and type (an encrypted image travels once, beside the copies).
+    static let maxSealedCopyBytes = 65_536
 
     /// Checks an encrypted message's copies: from a device of the sender's, each for a distinct
     /// device of the sender's or the recipient's (at least one of the recipient's), of the
-    /// right sizes.
-    private func checkSealedCopies(_ body: EncryptedBody, from sender: UserID, to recipient: UserID) async throws(ChatError) {
+    /// right sizes. Returns the recipient's devices that have a copy.
+    private func checkSealedCopies(_ body: EncryptedBody, from sender: UserID, to recipient: UserID) async throws(ChatError) -> [String] {
         let mine = Set(try await storage { try await store.devices(of: sender) }.map(\.deviceID))
         let theirs = Set(try await storage { try await store.devices(of: recipient) }.map(\.deviceID))
         guard mine.contains(body.senderDevice) else {
@@ -200,7 +205,6 @@ extension ChatService {
         guard Set(body.copies.map(\.device)).count == body.copies.count else {
             throw ChatError(.invalidArgument, "Each device gets one copy.")
         }
-        var total = 0
         for copy in body.copies {
             guard theirs.contains(copy.device) || mine.contains(copy.device) else {
                 throw ChatError(.invalidArgument, "\(copy.device) is not a published device of either side.")
@@ -208,9 +212,11 @@ extension ChatService {
             guard copy.ephemeralPublic.count == 32, copy.nonce.count == 12, copy.ciphertext.count >= 16 else {
                 throw ChatError(.invalidArgument, "A sealed copy has a 32-byte ephemeralPublic, a 12-byte nonce and a ciphertext of 16 bytes or more.")
             }
-            total += copy.ciphertext.count
+            guard copy.ciphertext.count <= Self.maxSealedCopyBytes else {
+                throw ChatError(.messageTooLong, "A sealed copy has at most \(Self.maxSealedCopyBytes) bytes.")
+            }
         }
-        guard total <= maxSealedBytes else { throw ChatError(.messageTooLong, "The encrypted message is too large.") }
+        return body.copies.map(\.device).filter { theirs.contains($0) }
     }
 
     /// A page of the direct conversation with a friend (see ``history(of:before:limit:for:on:)``).

@@ -44,21 +44,23 @@ extension ChatService {
     /// Returns the message and whether it is new (not a retry of a known client id).
     func post(
         _ text: String, image: MessageImage?, encrypted: EncryptedBody? = nil, in conversation: ConversationKey, clientID: String?,
-        from identity: Identity, recipients: [UserID]
+        from identity: Identity, recipients: [UserID], recipientDevices: [String] = []
     ) async throws(ChatError) -> (message: StoredMessage, inserted: Bool) {
         let outcome = Outcome<(message: StoredMessage, inserted: Bool)>()
         try await post(
             text, image: image, encrypted: encrypted, in: conversation, clientID: clientID, from: identity, recipients: recipients,
-            completion: outcome.settle
+            recipientDevices: recipientDevices, completion: outcome.settle
         )
         return try await outcome.value.get()
     }
 
     /// Like ``post(_:image:in:clientID:from:recipients:)``, without waiting for the store: returns
     /// once the message is queued; `completion` runs once it is stored, in submission order.
+    /// `recipientDevices` (of an encrypted direct message) each acknowledge it under
+    /// `until-delivered`.
     func post(
         _ text: String, image: MessageImage?, encrypted: EncryptedBody? = nil, in conversation: ConversationKey, clientID: String?,
-        from identity: Identity, recipients: [UserID],
+        from identity: Identity, recipients: [UserID], recipientDevices: [String] = [],
         completion: @escaping @Sendable (Result<(message: StoredMessage, inserted: Bool), ChatError>) -> Void
     ) async throws(ChatError) {
         let policy = try await retention(of: conversation)
@@ -78,7 +80,7 @@ extension ChatService {
         }
         let new = NewMessage(
             conversation: conversation, sender: identity, text: text, clientID: clientID, sentAt: now, retention: policy, image: image,
-            encrypted: encrypted
+            encrypted: encrypted, inboxDevices: policy == .untilDelivered ? recipientDevices : []
         )
         await store.submitMessage(new, recipients: recipients) { [self] result in
             completion(result.mapError(storageError))

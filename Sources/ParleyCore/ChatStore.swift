@@ -73,10 +73,12 @@ public protocol ChatStore: Sendable {
     func image(ofMessage id: Int64) async throws -> MessageImage?
     /// Up to `limit` messages waiting in an account's inbox with ids above `after`, oldest first.
     func pendingMessages(for user: UserID, after: Int64?, limit: Int) async throws -> [StoredMessage]
-    /// Takes messages out of an account's inbox; returns those that were in it. Messages kept
-    /// `until-delivered` that are then in nobody's inbox are deleted, so that their content is
-    /// gone from storage.
-    func markDelivered(_ ids: [Int64], for user: UserID) async throws -> [StoredMessage]
+    /// Takes messages out of an account's inbox; returns those that were in it. A message that
+    /// waits for the account's devices (``NewMessage/inboxDevices``) only leaves it once each of
+    /// them acknowledged: `device` ticks one off (and the message is returned), an
+    /// acknowledgement without one does nothing to it. Messages kept `until-delivered` that are
+    /// then in nobody's inbox are deleted, so that their content is gone from storage.
+    func markDelivered(_ ids: [Int64], for user: UserID, device: String?) async throws -> [StoredMessage]
     /// Deletes `until-delivered` messages sent before `time` (delivered or not), with their
     /// inbox entries. Returns how many were deleted.
     func deleteUndelivered(sentBefore time: Timestamp) async throws -> Int
@@ -95,6 +97,11 @@ public protocol ChatStore: Sendable {
 }
 
 extension ChatStore {
+    /// Takes messages out of an account's inbox, for no device in particular.
+    public func markDelivered(_ ids: [Int64], for user: UserID) async throws -> [StoredMessage] {
+        try await markDelivered(ids, for: user, device: nil)
+    }
+
     /// Stores a message for nobody's inbox.
     public func insertMessage(_ message: NewMessage) async throws -> (message: StoredMessage, inserted: Bool) {
         try await insertMessage(message, recipients: [])

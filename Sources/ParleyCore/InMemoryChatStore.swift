@@ -12,6 +12,8 @@ public final class InMemoryChatStore: ChatStore {
         var clientIDs: [ClientKey: StoredMessage] = [:]
         var nextMessageID: Int64 = 1
         var inboxes: [UserID: Set<Int64>] = [:]
+        /// Per message and account, the devices yet to acknowledge (``NewMessage/inboxDevices``).
+        var inboxDevices: [Int64: [UserID: Set<String>]] = [:]
         var messagesByID: [Int64: StoredMessage] = [:]
         var images: [Int64: MessageImage] = [:]
         var retention: [ConversationKey: RetentionPolicy] = [:]
@@ -162,9 +164,19 @@ public final class InMemoryChatStore: ChatStore {
         }
     }
 
-    public func markDelivered(_ ids: [Int64], for user: UserID) async throws -> [StoredMessage] {
+    public func markDelivered(_ ids: [Int64], for user: UserID, device: String?) async throws -> [StoredMessage] {
         tables.withLock { tables in
-            let delivered = ids.compactMap { id in tables.inboxes[user]?.remove(id) != nil ? tables.messagesByID[id] : nil }
+            var seen = Set<Int64>()
+            let delivered = ids.compactMap { id -> StoredMessage? in
+                guard seen.insert(id).inserted, tables.inboxes[user]?.contains(id) == true else { return nil }
+                let tookDevice = device.map { tables.inboxDevices[id]?[user]?.remove($0) != nil } ?? false
+                if let waiting = tables.inboxDevices[id]?[user], !waiting.isEmpty {
+                    return tookDevice ? tables.messagesByID[id] : nil
+                }
+                tables.inboxDevices[id]?[user] = nil
+                tables.inboxes[user]?.remove(id)
+                return tables.messagesByID[id]
+            }
             for message in delivered where message.retention == .untilDelivered {
                 if !tables.inboxes.values.contains(where: { $0.contains(message.id) }) { Self.delete(message, from: &tables) }
             }
@@ -193,6 +205,7 @@ public final class InMemoryChatStore: ChatStore {
         tables.images[message.id] = nil
         tables.messages[message.conversation]?.removeAll { $0.id == message.id }
         for user in tables.inboxes.keys { tables.inboxes[user]?.remove(message.id) }
+        tables.inboxDevices[message.id] = nil
         tables.clientIDs = tables.clientIDs.filter { $0.value.id != message.id }
     }
 
@@ -213,7 +226,10 @@ public final class InMemoryChatStore: ChatStore {
             tables.nextMessageID += 1
             tables.messagesByID[stored.id] = stored
             if let image = message.image { tables.images[stored.id] = image }
-            for recipient in recipients { tables.inboxes[recipient, default: []].insert(stored.id) }
+            for recipient in recipients {
+                tables.inboxes[recipient, default: []].insert(stored.id)
+                if !message.inboxDevices.isEmpty { tables.inboxDevices[stored.id, default: [:]][recipient] = Set(message.inboxDevices) }
+            }
             tables.messages[message.conversation, default: []].append(stored)
             if let clientID = message.clientID {
                 tables.clientIDs[ClientKey(sender: message.sender.id, clientID: clientID)] = stored

@@ -129,8 +129,20 @@ public struct MessageImage: Sendable, Hashable {
         return MessageImage(type: type, size: data.count, data: data)
     }
 
+    /// The media type of an end-to-end encrypted image: what it is stays inside the sealed
+    /// copies.
+    public static let sealedType = "application/octet-stream"
+
+    /// Checks `data`, an encrypted image (docs/E2E.md), is no larger than an image of `limit`
+    /// bytes with its 16-byte tag. Its content is not looked at.
+    public static func sealed(_ data: Data, limit: Int) throws(ChatError) -> MessageImage {
+        guard data.count > 16 else { throw ChatError(.unsupportedImage, "An encrypted image has more than its 16-byte tag.") }
+        guard data.count <= limit + 16 else { throw ChatError(.imageTooLarge, "An image has at most \(limit) bytes.") }
+        return MessageImage(type: sealedType, size: data.count, data: data)
+    }
+
     /// The media type of an image from its signature, or `nil`.
-    static func sniff(_ data: Data) -> String? {
+    public static func sniff(_ data: Data) -> String? {
         let bytes = [UInt8](data.prefix(12))
         func starts(_ signature: [UInt8], at offset: Int = 0) -> Bool {
             bytes.count >= offset + signature.count && Array(bytes[offset..<offset + signature.count]) == signature
@@ -160,10 +172,14 @@ public struct NewMessage: Sendable, Hashable {
     public let image: MessageImage?
     /// An end-to-end encrypted message's sealed copies (its `text` is then empty).
     public let encrypted: EncryptedBody?
+    /// The recipient's devices that must each acknowledge an `until-delivered` encrypted
+    /// message before it is deleted (one inbox entry each, besides the account's); empty for
+    /// every other message.
+    public let inboxDevices: [String]
 
     public init(
         conversation: ConversationKey, sender: Identity, text: String, clientID: String?, sentAt: Timestamp,
-        retention: RetentionPolicy = .keep, image: MessageImage? = nil, encrypted: EncryptedBody? = nil
+        retention: RetentionPolicy = .keep, image: MessageImage? = nil, encrypted: EncryptedBody? = nil, inboxDevices: [String] = []
     ) {
         self.conversation = conversation
         self.sender = sender
@@ -173,6 +189,7 @@ public struct NewMessage: Sendable, Hashable {
         self.retention = retention
         self.image = image
         self.encrypted = encrypted
+        self.inboxDevices = inboxDevices
     }
 }
 

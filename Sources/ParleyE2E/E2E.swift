@@ -40,15 +40,7 @@ public enum E2E {
     public static func associatedData(
         senderUser: String, senderDevice: String, recipientUser: String, recipientDevice: String, messageID: String
     ) -> Data {
-        var out = version
-        for field in [senderUser, senderDevice, recipientUser, recipientDevice, messageID] {
-            let bytes = Data(field.utf8)
-            precondition(bytes.count <= Int(UInt16.max), "an associated-data field is at most 65,535 bytes")
-            out.append(UInt8(bytes.count >> 8))
-            out.append(UInt8(bytes.count & 0xFF))
-            out.append(bytes)
-        }
-        return out
+        fields([senderUser, senderDevice, recipientUser, recipientDevice, messageID], after: version)
     }
 
     /// Seals `plaintext` from `sender` to one device's identity key `recipient`. The ephemeral
@@ -93,6 +85,71 @@ public enum E2E {
         } catch {
             throw .authenticationFailed
         }
+    }
+
+    /// An image encrypted once for every device: the encrypted bytes travel beside the message's
+    /// sealed copies, and the key and nonce inside each of them (docs/E2E.md).
+    public struct SealedImage: Sendable, Hashable {
+        /// The AES-256 key, 32 random bytes.
+        public var key: Data
+        /// The AES-GCM nonce, 12 bytes.
+        public var nonce: Data
+        /// The encrypted image followed by the 16-byte tag.
+        public var ciphertext: Data
+
+        public init(key: Data, nonce: Data, ciphertext: Data) {
+            self.key = key
+            self.nonce = nonce
+            self.ciphertext = ciphertext
+        }
+    }
+
+    /// The version string that starts an image's associated data.
+    public static let imageVersion = Data("parley-e2e-image-v1".utf8)
+
+    /// An image's associated data: the image version, then the sender's user id and the
+    /// message's client id, each as its UTF-8 length (2 bytes, big-endian) and its UTF-8 bytes.
+    public static func imageAssociatedData(senderUser: String, messageID: String) -> Data {
+        fields([senderUser, messageID], after: imageVersion)
+    }
+
+    /// Encrypts an image under a fresh random key (and nonce, unless given) with AES-256-GCM.
+    public static func sealImage(
+        _ image: Data, senderUser: String, messageID: String, key: SymmetricKey = .init(size: .bits256), nonce: Data? = nil
+    ) throws -> SealedImage {
+        let gcmNonce = try nonce.map { try AES.GCM.Nonce(data: $0) } ?? AES.GCM.Nonce()
+        let aad = imageAssociatedData(senderUser: senderUser, messageID: messageID)
+        let box = try AES.GCM.seal(image, using: key, nonce: gcmNonce, authenticating: aad)
+        return SealedImage(
+            key: key.withUnsafeBytes { Data($0) }, nonce: Data(Array(gcmNonce)), ciphertext: Data(Array(box.ciphertext) + Array(box.tag))
+        )
+    }
+
+    /// Decrypts an image with the key and nonce its message's sealed copy carried.
+    public static func openImage(_ sealed: SealedImage, senderUser: String, messageID: String) throws(Failure) -> Data {
+        guard sealed.key.count == 32, sealed.nonce.count == 12, sealed.ciphertext.count >= 16 else { throw .malformed }
+        do {
+            let box = try AES.GCM.SealedBox(
+                nonce: AES.GCM.Nonce(data: sealed.nonce), ciphertext: sealed.ciphertext.dropLast(16), tag: sealed.ciphertext.suffix(16)
+            )
+            let aad = imageAssociatedData(senderUser: senderUser, messageID: messageID)
+            return try AES.GCM.open(box, using: SymmetricKey(data: sealed.key), authenticating: aad)
+        } catch {
+            throw .authenticationFailed
+        }
+    }
+
+    /// `prefix`, then each field as its UTF-8 length (2 bytes, big-endian) and its UTF-8 bytes.
+    static func fields(_ fields: [String], after prefix: Data) -> Data {
+        var out = prefix
+        for field in fields {
+            let bytes = Data(field.utf8)
+            precondition(bytes.count <= Int(UInt16.max), "an associated-data field is at most 65,535 bytes")
+            out.append(UInt8(bytes.count >> 8))
+            out.append(UInt8(bytes.count & 0xFF))
+            out.append(bytes)
+        }
+        return out
     }
 
     /// HKDF-SHA256 of `dh1 ‖ dh2`, no salt (RFC 5869's zeros), info = version ‖ ephemeral public

@@ -179,6 +179,19 @@ public final class PostgresChatStore: ChatStore {
             // An end-to-end encrypted message's sealed copies (JSON); NULL for the others.
             "ALTER TABLE message ADD COLUMN e2e BYTEA",
         ]),
+        ("2026-12-01-inbox-device", [
+            // The devices that have yet to acknowledge an `until-delivered` encrypted message; its
+            // `inbox` row stays while any is left.
+            """
+            CREATE TABLE inbox_device (
+                user_id TEXT NOT NULL,
+                message_id BIGINT NOT NULL REFERENCES message(id) ON DELETE CASCADE,
+                device_id TEXT NOT NULL,
+                PRIMARY KEY (user_id, message_id, device_id)
+            )
+            """,
+            "CREATE INDEX inbox_device_by_message ON inbox_device(message_id)",
+        ]),
     ]
 
     /// The names of every migration this version knows, oldest first.
@@ -439,6 +452,7 @@ public final class PostgresChatStore: ChatStore {
         var results: [MessageWriteQueue.Inserted] = []
         var roomMessages: (ids: [Int64], rooms: [String], senders: [String]) = ([], [], [])
         var directRows: (users: [String], ids: [Int64]) = ([], [])
+        var deviceRows: (users: [String], ids: [Int64], devices: [String]) = ([], [], [])
         for (insert, id) in zip(batch, ids) {
             let message = insert.message
             guard stored.contains(id) else {
@@ -463,6 +477,11 @@ public final class PostgresChatStore: ChatStore {
                 for recipient in insert.recipients {
                     directRows.users.append(recipient.rawValue)
                     directRows.ids.append(id)
+                    for device in message.inboxDevices {
+                        deviceRows.users.append(recipient.rawValue)
+                        deviceRows.ids.append(id)
+                        deviceRows.devices.append(device)
+                    }
                 }
             }
             results.append((StoredMessage(id: id, message), true))
@@ -479,6 +498,13 @@ public final class PostgresChatStore: ChatStore {
         if !directRows.ids.isEmpty {
             try await connection.query("""
                 INSERT INTO inbox (user_id, message_id) SELECT * FROM unnest(\(directRows.users)::text[], \(directRows.ids)::bigint[])
+                ON CONFLICT DO NOTHING
+                """, logger: logger)
+        }
+        if !deviceRows.ids.isEmpty {
+            try await connection.query("""
+                INSERT INTO inbox_device (user_id, message_id, device_id)
+                SELECT * FROM unnest(\(deviceRows.users)::text[], \(deviceRows.ids)::bigint[], \(deviceRows.devices)::text[])
                 ON CONFLICT DO NOTHING
                 """, logger: logger)
         }
@@ -508,15 +534,28 @@ public final class PostgresChatStore: ChatStore {
     /// are then in nobody's. The messages' rows are locked first, in id order: two recipients
     /// acknowledging the same message on two nodes take turns, and the second sees the first's
     /// inbox row gone, so the message is deleted by whichever comes last.
-    public func markDelivered(_ ids: [Int64], for user: UserID) async throws -> [StoredMessage] {
+    public func markDelivered(_ ids: [Int64], for user: UserID, device: String?) async throws -> [StoredMessage] {
         guard !ids.isEmpty else { return [] }
         return try await client.withTransaction(logger: logger) { connection in
             try await connection.query("SELECT id FROM message WHERE id = ANY(\(ids)) ORDER BY id FOR UPDATE", logger: logger)
-            var taken = Set<Int64>()
-            let rows = try await connection.query(
-                "DELETE FROM inbox WHERE user_id = \(user.rawValue) AND message_id = ANY(\(ids)) RETURNING message_id", logger: logger
-            ).collect()
-            for row in rows { taken.insert(try row.decode(Int64.self)) }
+            func idSet(_ query: PostgresQuery) async throws -> Set<Int64> {
+                Set(try await connection.query(query, logger: logger).collect().map { try $0.decode(Int64.self) })
+            }
+            var tookDevice = Set<Int64>()
+            if let device {
+                tookDevice = try await idSet("""
+                    DELETE FROM inbox_device WHERE user_id = \(user.rawValue) AND device_id = \(device) AND message_id = ANY(\(ids))
+                    RETURNING message_id
+                    """)
+            }
+            let waiting = try await idSet(
+                "SELECT DISTINCT message_id FROM inbox_device WHERE user_id = \(user.rawValue) AND message_id = ANY(\(ids))"
+            )
+            let free = Array(Set(ids).subtracting(waiting))
+            var taken = free.isEmpty ? [] : try await idSet(
+                "DELETE FROM inbox WHERE user_id = \(user.rawValue) AND message_id = ANY(\(free)) RETURNING message_id"
+            )
+            taken.formUnion(tookDevice.intersection(waiting))
             guard !taken.isEmpty else { return [] }
             let found = try await connection.query(
                 "\(unescaped: Self.messageSelect) WHERE m.id = ANY(\(Array(taken)))", logger: logger

@@ -158,6 +158,19 @@ public final class SQLiteChatStore: ChatStore {
             // An end-to-end encrypted message's sealed copies (JSON); NULL for the others.
             try db.execute(sql: "ALTER TABLE message ADD COLUMN e2e BLOB")
         }
+        migrator.registerMigration("2026-12-01-inbox-device") { db in
+            // The devices that have yet to acknowledge an `until-delivered` encrypted message; its
+            // `inbox` row stays while any is left.
+            try db.execute(sql: """
+                CREATE TABLE inbox_device (
+                    user_id TEXT NOT NULL,
+                    message_id INTEGER NOT NULL REFERENCES message(id) ON DELETE CASCADE,
+                    device_id TEXT NOT NULL,
+                    PRIMARY KEY (user_id, message_id, device_id)
+                ) WITHOUT ROWID;
+                CREATE INDEX inbox_device_by_message ON inbox_device(message_id);
+                """)
+        }
         return migrator
     }
 
@@ -437,11 +450,28 @@ public final class SQLiteChatStore: ChatStore {
         }
     }
 
-    public func markDelivered(_ ids: [Int64], for user: UserID) async throws -> [StoredMessage] {
+    public func markDelivered(_ ids: [Int64], for user: UserID, device: String?) async throws -> [StoredMessage] {
         let (delivered, deleted) = try await database.write { db in
             var delivered: [StoredMessage] = []
             var deleted = 0
             for id in ids {
+                var tookDevice = false
+                if let device {
+                    try db.execute(
+                        sql: "DELETE FROM inbox_device WHERE user_id = ? AND message_id = ? AND device_id = ?",
+                        arguments: [user.rawValue, id, device]
+                    )
+                    tookDevice = db.changesCount > 0
+                }
+                let waiting = try Bool.fetchOne(
+                    db, sql: "SELECT EXISTS (SELECT 1 FROM inbox_device WHERE user_id = ? AND message_id = ?)", arguments: [user.rawValue, id]
+                ) ?? false
+                if waiting {
+                    if tookDevice, let row = try Row.fetchOne(db, sql: "\(Self.messageSelect) WHERE message.id = ?", arguments: [id]) {
+                        delivered.append(Self.message(row))
+                    }
+                    continue
+                }
                 try db.execute(sql: "DELETE FROM inbox WHERE user_id = ? AND message_id = ?", arguments: [user.rawValue, id])
                 guard db.changesCount > 0 else { continue }
                 guard let row = try Row.fetchOne(db, sql: "\(Self.messageSelect) WHERE message.id = ?", arguments: [id]) else { continue }
@@ -501,6 +531,10 @@ public final class SQLiteChatStore: ChatStore {
         for recipient in recipients {
             try db.cachedStatement(sql: "INSERT OR IGNORE INTO inbox (user_id, message_id) VALUES (?, ?)")
                 .execute(arguments: [recipient.rawValue, stored.id])
+            for device in message.inboxDevices {
+                try db.cachedStatement(sql: "INSERT OR IGNORE INTO inbox_device (user_id, message_id, device_id) VALUES (?, ?, ?)")
+                    .execute(arguments: [recipient.rawValue, stored.id, device])
+            }
         }
         return (stored, true)
     }

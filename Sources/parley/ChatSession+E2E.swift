@@ -13,6 +13,19 @@ struct E2EContext: Sendable {
     let handle: String
 }
 
+/// What opens an encrypted image: the key and nonce its message's sealed copy carried.
+struct SealedImageKey: Sendable {
+    let key: Data
+    let nonce: Data
+    let senderUser: String
+    let messageID: String
+
+    /// The image, or `nil` if the encrypted bytes were changed.
+    func open(_ ciphertext: Data) -> Data? {
+        try? E2E.openImage(.init(key: key, nonce: nonce, ciphertext: ciphertext), senderUser: senderUser, messageID: messageID)
+    }
+}
+
 /// A device as `device:list` gives it.
 struct PublishedDevice: Sendable {
     let id: String
@@ -39,13 +52,16 @@ extension ChatSession {
         return (user, devices)
     }
 
-    /// Sends `text` to `handle` sealed for each of its devices and this account's other ones.
+    /// Sends `text` (and an image, with its media type) to `handle` sealed for each of its
+    /// devices and this account's, the image encrypted once under a key sealed with the text.
     /// A key that changed since it was last seen stops the message until `/trust HANDLE`.
-    func sendEncrypted(_ text: String, to handle: String, _ e2e: E2EContext) async {
+    func sendEncrypted(_ text: String, image: (data: Data, type: String)?, to handle: String, _ e2e: E2EContext) async {
         guard let (user, theirs) = await devices(of: handle) else { return }
         guard !theirs.isEmpty else {
             Terminal.say(style.status("* \(handle) has no device keys yet: sent without end-to-end encryption"))
-            _ = await command("dm:send", ["to": .string(handle), "text": .string(text), "clientId": .string(UUID().uuidString)])
+            var payload: JSONObject = ["to": .string(handle), "text": .string(text), "clientId": .string(UUID().uuidString)]
+            if let image { payload["image"] = .binary(.init(bytes: image.data)) }
+            _ = await command("dm:send", payload)
             return
         }
         let changed = e2e.known.changed(user, theirs.map { ($0.id, $0.key) })
@@ -60,7 +76,16 @@ extension ChatSession {
         // This account's devices too, this one included, so that each can read what was sent.
         let mine = (await devices(of: e2e.handle))?.devices ?? []
         let clientID = UUID().uuidString
-        let plaintext = Data((["text": .string(text)] as JSONValue).json.utf8)
+        var content: JSONObject = ["text": .string(text)]
+        var encryptedImage: Data?
+        if let image {
+            guard let sealed = try? E2E.sealImage(image.data, senderUser: e2e.userID, messageID: clientID) else { return }
+            encryptedImage = sealed.ciphertext
+            content["image"] = [
+                "type": .string(image.type), "key": .string(sealed.key.base64EncodedString()), "nonce": .string(sealed.nonce.base64EncodedString()),
+            ]
+        }
+        let plaintext = Data(JSONValue.object(content).json.utf8)
         var copies: [JSONValue] = []
         for (owner, device) in theirs.map({ (user, $0) }) + mine.map({ (e2e.userID, $0) }) {
             guard let key = try? Curve25519.KeyAgreement.PublicKey(rawRepresentation: device.key) else { continue }
@@ -74,24 +99,27 @@ extension ChatSession {
             ])
         }
         let body: JSONValue = ["senderDevice": .string(e2e.device.deviceID), "copies": .array(copies)]
-        if let answer = await command("dm:send", ["to": .string(handle), "clientId": .string(clientID), "e2e": body]),
+        var payload: JSONObject = ["to": .string(handle), "clientId": .string(clientID), "e2e": body]
+        if let encryptedImage { payload["image"] = .binary(.init(bytes: encryptedImage)) }
+        if let answer = await command("dm:send", payload),
            let id = answer["message"]?["id"]?.intValue {
             Terminal.say(style.dim("sent 🔒 #\(id)"))
         }
     }
 
-    /// The text of an encrypted message for this device, or a plain statement of why not.
-    func decrypt(_ message: JSONValue, _ e2e: E2EContext) async -> String {
+    /// The text of an encrypted message for this device, or a plain statement of why not; and
+    /// how to show its image, whose key is kept for `/save`.
+    func decrypt(_ message: JSONValue, _ e2e: E2EContext) async -> (text: String, image: String?) {
         guard let body = message["e2e"], let senderDevice = body["senderDevice"]?.stringValue,
               let sender = message["from"]?["name"]?.stringValue, let senderID = message["from"]?["id"]?.stringValue
-        else { return "[an encrypted message this client cannot read]" }
+        else { return ("[an encrypted message this client cannot read]", nil) }
         guard let copy = body["copies"]?.arrayValue?.first(where: { $0["device"]?.stringValue == e2e.device.deviceID }),
               let ephemeral = copy["ephemeralPublic"]?.binaryValue, let nonce = copy["nonce"]?.binaryValue,
               let ciphertext = copy["ciphertext"]?.binaryValue
-        else { return "[encrypted for other devices, not this one]" }
+        else { return ("[encrypted for other devices, not this one]", nil) }
         guard let device = await devices(of: sender)?.devices.first(where: { $0.id == senderDevice }),
               let senderKey = try? Curve25519.KeyAgreement.PublicKey(rawRepresentation: device.key)
-        else { return "[could not decrypt: the sender's device key is unknown]" }
+        else { return ("[could not decrypt: the sender's device key is unknown]", nil) }
         let aad = E2E.associatedData(
             senderUser: senderID, senderDevice: senderDevice, recipientUser: e2e.userID, recipientDevice: e2e.device.deviceID,
             messageID: message["clientId"]?.stringValue ?? ""
@@ -100,9 +128,17 @@ extension ChatSession {
             ephemeralPublic: Data(ephemeral.readableBytesView), nonce: Data(nonce.readableBytesView), ciphertext: Data(ciphertext.readableBytesView)
         )
         guard let plaintext = try? E2E.open(sealed, aad: aad, recipient: e2e.device.key, sender: senderKey),
-              let text = (try? JSONValue(parsing: String(decoding: plaintext, as: UTF8.self)))?["text"]?.stringValue
-        else { return "[could not decrypt this message: it was changed, or not sealed for this device]" }
-        return "🔒 " + text
+              let content = try? JSONValue(parsing: String(decoding: plaintext, as: UTF8.self)), let text = content["text"]?.stringValue
+        else { return ("[could not decrypt this message: it was changed, or not sealed for this device]", nil) }
+        guard let image = content["image"], let id = message["id"]?.intValue, message["image"] != nil else { return ("🔒 " + text, nil) }
+        guard let key = image["key"]?.stringValue.flatMap({ Data(base64Encoded: $0) }),
+              let nonce = image["nonce"]?.stringValue.flatMap({ Data(base64Encoded: $0) })
+        else { return ("🔒 " + text, "[an encrypted image whose key is missing]") }
+        imageKeys.withLock {
+            $0[id] = SealedImageKey(key: key, nonce: nonce, senderUser: senderID, messageID: message["clientId"]?.stringValue ?? "")
+        }
+        let type = image["type"]?.stringValue ?? "image"
+        return (text.isEmpty ? "" : "🔒 " + text, "[🔒 image \(type): /save \(id) FILE]")
     }
 
     /// Prints the safety number of this device with each of `handle`'s devices.

@@ -1,4 +1,5 @@
 import Foundation
+import ParleyCore
 import SocketIO
 import SocketIOClient
 import Synchronization
@@ -13,6 +14,8 @@ final class ChatSession: Sendable {
     /// The last direct message being shown: each waits for the one before (decrypting takes a
     /// moment), so that they are shown in the order they came.
     private let showing = Mutex<Task<Void, Never>?>(nil)
+    /// The keys of the encrypted images of the messages shown, by message id, for `/save`.
+    let imageKeys = Mutex<[Int: SealedImageKey]>([:])
 
     init(client: SocketIOClient, style: Style, room: String) {
         self.client = client
@@ -39,10 +42,17 @@ final class ChatSession: Sendable {
                 last = Task {
                     await previous?.value
                     var text: String?
+                    var image: String?
                     if message["e2e"] != nil {
-                        text = if let e2e { await decrypt(message, e2e) } else { "[an encrypted message; sign in with --login to read it]" }
+                        if let e2e {
+                            let opened = await decrypt(message, e2e)
+                            text = opened.text
+                            image = opened.image
+                        } else {
+                            text = "[an encrypted message; sign in with --login to read it]"
+                        }
                     }
-                    Terminal.say(line(for: message, prefix: prefix, text: text))
+                    Terminal.say(line(for: message, prefix: prefix, text: text, image: image))
                     acknowledge(message)
                 }
             }
@@ -62,18 +72,25 @@ final class ChatSession: Sendable {
         client.onDisconnect { reason in Terminal.say(style.status("○ disconnected (\(reason))")) }
     }
 
-    private func line(for message: JSONValue, prefix: String, text shown: String? = nil) -> String {
+    /// A message as a line; `image` replaces how its image is described (an encrypted one's).
+    private func line(for message: JSONValue, prefix: String, text shown: String? = nil, image imageShown: String? = nil) -> String {
         let from = message["from"]?["name"]?.stringValue ?? "?"
         var text = shown ?? message["text"]?.stringValue ?? ""
-        if let image = message["image"], let type = image["type"]?.stringValue {
-            text += (text.isEmpty ? "" : " ") + "[image \(type), \(image["size"]?.intValue ?? 0) bytes]"
+        if let image = imageShown {
+            text += (text.isEmpty ? "" : " ") + image
+        } else if message["e2e"] == nil, let image = message["image"], let type = image["type"]?.stringValue {
+            let id = message["id"]?.intValue.map { ": /save \($0) FILE" } ?? ""
+            text += (text.isEmpty ? "" : " ") + "[image \(type), \(image["size"]?.intValue ?? 0) bytes\(id)]"
         }
         return "\(style.time(message["sentAt"]?.numberValue)) \(style.dim(prefix)) \(style.name(from)): \(text)"
     }
 
     private func acknowledge(_ message: JSONValue) {
         guard let id = message["id"], message["ephemeral"] == nil else { return }
-        client.emit("message:delivered", ["ids": [id]])
+        var payload: JSONObject = ["ids": [id]]
+        // The device, so that an until-delivered encrypted message waits for each device.
+        if let device = e2e.withLock({ $0?.device.deviceID }) { payload["device"] = .string(device) }
+        client.emit("message:delivered", .object(payload))
     }
 
     /// Sends a command and returns its ack's payload, or prints the error and returns nil.
@@ -127,6 +144,7 @@ final class ChatSession: Sendable {
         case "help":
             Terminal.say("""
                 /join ROOM · /leave [ROOM] · /dm HANDLE TEXT · /friends · /accept HANDLE · /history [N] · /who · /quit
+                /image [@HANDLE] FILE (to #room, or to a friend) · /save ID FILE (an image, decrypted if it was encrypted)
                 /verify HANDLE (safety numbers) · /verified HANDLE · /trust HANDLE (accept a changed key)
                 anything else is sent to #\(room)
                 """)
@@ -151,10 +169,30 @@ final class ChatSession: Sendable {
                 return true
             }
             if let e2e = e2e.withLock({ $0 }) {
-                await sendEncrypted(parts[2], to: parts[1], e2e)
+                await sendEncrypted(parts[2], image: nil, to: parts[1], e2e)
             } else {
                 _ = await command("dm:send", ["to": .string(parts[1]), "text": .string(parts[2])])
             }
+        case "image":
+            // The path is the rest of the line (it may hold spaces), after an optional @HANDLE.
+            var rest = text.dropFirst("/image".count).drop(while: \.isWhitespace)
+            var target: String?
+            if rest.hasPrefix("@") {
+                let handle = rest.dropFirst().prefix { !$0.isWhitespace }
+                target = String(handle)
+                rest = rest.dropFirst(handle.count + 1).drop(while: \.isWhitespace)
+            }
+            guard !rest.isEmpty, target?.isEmpty != true else {
+                Terminal.say(style.error("! /image [@HANDLE] FILE"))
+                return true
+            }
+            await sendImage(path: String(rest), to: target)
+        case "save":
+            guard parts.count == 3, let id = Int(parts[1]) else {
+                Terminal.say(style.error("! /save ID FILE"))
+                return true
+            }
+            await saveImage(id, to: parts[2])
         case "verify", "trust", "verified":
             guard let argument, let e2e = e2e.withLock({ $0 }) else {
                 Terminal.say(style.error("! /\(parts[0]) HANDLE, signed in with --login"))
@@ -180,5 +218,46 @@ final class ChatSession: Sendable {
             Terminal.say(style.error("! unknown command /\(parts[0]); /help lists them"))
         }
         return true
+    }
+
+    /// Sends the image in `path` to the current room, or to the friend `handle` (end-to-end
+    /// encrypted when signed in with an account and the friend has device keys).
+    private func sendImage(path: String, to handle: String?) async {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            return Terminal.say(style.error("! cannot read \(path)"))
+        }
+        guard let type = MessageImage.sniff(data) else {
+            return Terminal.say(style.error("! \(path) is not a PNG, JPEG, GIF or WebP image"))
+        }
+        let image = JSONValue.binary(.init(bytes: data))
+        let clientID = JSONValue.string(UUID().uuidString)
+        guard let handle else {
+            if let id = await command("message:send", ["room": .string(room), "text": "", "image": image, "clientId": clientID])?["message"]?["id"]?.intValue {
+                Terminal.say(style.dim("sent #\(id)"))
+            }
+            return
+        }
+        if let e2e = e2e.withLock({ $0 }) {
+            await sendEncrypted("", image: (data, type), to: handle, e2e)
+        } else if let id = await command("dm:send", ["to": .string(handle), "text": "", "image": image, "clientId": clientID])?["message"]?["id"]?.intValue {
+            Terminal.say(style.dim("sent #\(id)"))
+        }
+    }
+
+    /// Writes the image of message `id` to `path`: decrypted, if it was an encrypted one shown
+    /// here.
+    private func saveImage(_ id: Int, to path: String) async {
+        guard let answer = await command("image:get", ["id": .number(Double(id))]), let data = answer["data"]?.binaryValue else { return }
+        var bytes = Data(data.readableBytesView)
+        if let key = imageKeys.withLock({ $0[id] }) {
+            guard let opened = key.open(bytes) else {
+                return Terminal.say(style.error("! could not decrypt the image of #\(id): it was changed"))
+            }
+            bytes = opened
+        }
+        guard FileManager.default.createFile(atPath: path, contents: bytes) else {
+            return Terminal.say(style.error("! cannot write \(path)"))
+        }
+        Terminal.say(style.status("* saved #\(id) to \(path) (\(bytes.count) bytes)"))
     }
 }

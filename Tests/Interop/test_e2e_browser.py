@@ -1,6 +1,8 @@
 """The web app's end-to-end encryption (`/e2e.js`, on WebCrypto) in headless Chromium: it seals
 every vector of docs/e2e-test-vectors.json to the same bytes, opens it, computes the same safety
-number, and refuses a message with one byte changed."""
+number, and refuses a message with one byte changed; it encrypts every image vector of
+docs/e2e-image-test-vectors.json to the same bytes. Then the web app and `parley chat` exchange
+sealed messages and encrypted images."""
 
 import json
 
@@ -39,6 +41,28 @@ const [vectors, done] = arguments;
 """
 
 
+CHECK_IMAGE_VECTORS = """
+const [vectors, done] = arguments;
+(async () => {
+  const e2e = await import('/e2e.js');
+  const results = [];
+  for (const v of vectors) {
+    const h = e2e.fromHex;
+    const ids = { senderUser: v.senderUser, messageId: v.messageId };
+    const sealed = await e2e.sealImage(h(v.plaintext), ids, h(v.key), h(v.nonce));
+    const opened = await e2e.openImage(sealed, ids);
+    const tampered = { ...sealed, ciphertext: sealed.ciphertext.slice() };
+    tampered.ciphertext[0] ^= 1;
+    let refused = null;
+    try { await e2e.openImage(tampered, ids); } catch (error) { refused = error.name; }
+    results.push({ aad: e2e.toHex(e2e.imageAssociatedData(ids)), ciphertext: e2e.toHex(sealed.ciphertext), opened: e2e.toHex(opened),
+                   tampered: refused });
+  }
+  return results;
+})().then(done, (error) => done({ error: String(error) }));
+"""
+
+
 def test_the_browser_code_passes_every_test_vector(parley):
     vectors = json.loads((ROOT / "docs" / "e2e-test-vectors.json").read_text())
     browser = make_browser()
@@ -55,6 +79,13 @@ def test_the_browser_code_passes_every_test_vector(parley):
             assert result["opened"] == vector["plaintext"], vector["name"]
             assert result["tampered"] == "DecryptionFailed", vector["name"]
             assert result["safety"] == result["safetyReversed"] == vector["safetyNumber"], vector["name"]
+        image_vectors = json.loads((ROOT / "docs" / "e2e-image-test-vectors.json").read_text())
+        results = browser.execute_async_script(CHECK_IMAGE_VECTORS, image_vectors)
+        assert isinstance(results, list), results
+        assert len(results) == len(image_vectors) >= 3
+        for vector, result in zip(image_vectors, results):
+            assert result == {"aad": vector["aad"], "ciphertext": vector["ciphertext"], "opened": vector["plaintext"],
+                              "tampered": "DecryptionFailed"}, vector["name"]
     finally:
         browser.quit()
 
@@ -75,7 +106,9 @@ def test_the_web_app_and_the_terminal_read_each_others_sealed_messages(tmp_path)
     from conftest import LOGS, start_parley
     from test_chat import Chatter
     from test_e2e_terminal import PASSWORD, safety_number, terminal
-    from test_webapp import register_in, texts, wait
+    import sqlite3
+
+    from test_webapp import png_file, register_in, texts, wait
 
     started = time.time()
     database = tmp_path / "web.sqlite"
@@ -120,6 +153,24 @@ def test_the_web_app_and_the_terminal_read_each_others_sealed_messages(tmp_path)
         shown = wait(ada_web, lambda d: d.find_element(By.ID, "safety-numbers").text)
         line = next(l for l in shown.splitlines() if f"/{bob_device}" in l)
         assert line.split(": ", 1)[1] == safety_number(bob_term, "web_ada")
+
+        # Images both ways, encrypted once with their keys in the sealed copies.
+        ada_web.find_element(By.ID, "image").send_keys(str(png_file(tmp_path / "from-browser.png")))
+        bob_term.expect(r"web_ada: \[🔒 image image/png: /save (\d+) FILE\]")
+        image_id = bob_term.match.group(1)
+        bob_term.sendline(f"/save {image_id} {tmp_path / 'saved.png'}")
+        bob_term.expect(f"saved #{image_id}")
+        assert (tmp_path / "saved.png").read_bytes() == (tmp_path / "from-browser.png").read_bytes()
+        decoded = lambda driver: [img for img in driver.find_elements(By.CSS_SELECTOR, "#messages img")
+                                  if driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth === 16", img)]
+        wait(bob_web, decoded)  # bob's other device
+        png_file(tmp_path / "from-terminal.png")
+        bob_term.sendline(f"/image @web_ada {tmp_path / 'from-terminal.png'}")
+        bob_term.expect(r"sent 🔒 #\d+")
+        wait(ada_web, lambda d: len(decoded(d)) == 2)
+        stored = sqlite3.connect(database).execute("SELECT type, bytes FROM message_image").fetchall()
+        assert [kind for kind, _ in stored] == ["application/octet-stream"] * 2
+        assert all(b"IHDR" not in data for _, data in stored)
 
         # bob's terminal device gets a new key: ada's browser says so before sending.
         bob_term.sendline("/quit")

@@ -4,6 +4,7 @@ copies it cannot read, and neither its database file, its write-ahead log nor it
 plaintext."""
 
 import importlib.util
+import json
 import time
 from importlib.machinery import SourceFileLoader
 from pathlib import Path
@@ -49,6 +50,38 @@ class Device:
         return e2e.open_sealed(self.key, sender_public, copy["ephemeralPublic"], copy["nonce"], copy["ciphertext"], aad)
 
 
+def seal_image(image: bytes, sender_user: str, message_id: str):
+    """docs/E2E.md: the image encrypted once under a fresh key; returns (what goes in the sealed
+    plaintext, the encrypted bytes)."""
+    import base64
+    import os
+
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    key, nonce = AESGCM.generate_key(bit_length=256), os.urandom(12)
+    aad = e2e.with_fields(e2e.IMAGE_VERSION, (sender_user, message_id))
+    sealed = AESGCM(key).encrypt(nonce, image, aad)
+    return {"type": "image/png", "key": base64.b64encode(key).decode(), "nonce": base64.b64encode(nonce).decode()}, sealed
+
+
+def open_image(content, encrypted: bytes, sender_user: str, message_id: str) -> bytes:
+    import base64
+
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    aad = e2e.with_fields(e2e.IMAGE_VERSION, (sender_user, message_id))
+    return AESGCM(base64.b64decode(content["key"])).decrypt(base64.b64decode(content["nonce"]), encrypted, aad)
+
+
+IMAGE_SECRET = b"image secret: the floor plan of the vault"
+# A 1x1 PNG with a text chunk that says the secret.
+IMAGE = bytes.fromhex(
+    "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
+) + len(IMAGE_SECRET).to_bytes(4, "big") + b"tEXt" + IMAGE_SECRET + bytes(4) + bytes.fromhex(
+    "0000000d4944415478da63f8cfc0f01f0005000201a2f1d6f70000000049454e44ae426082"
+)
+
+
 @pytest.mark.parametrize("retention", ["keep", "until-delivered"])
 def test_an_encrypted_exchange_leaves_no_plaintext_on_the_server(tmp_path, retention):
     started = time.time()
@@ -71,13 +104,27 @@ def test_an_encrypted_exchange_leaves_no_plaintext_on_the_server(tmp_path, reten
             body = ada_device.seal_for(devices, bob_account["user"]["id"], secret, f"msg-{index}")
             sent = ada.ok("dm:send", {"to": "e2e_bob", "clientId": f"msg-{index}", "e2e": body})["message"]
             assert sent["text"] == "" and sent["e2e"]["senderDevice"] == "ada-laptop"
+        # An image, encrypted once; its key travels in the sealed copies.
+        image_content, encrypted_image = seal_image(IMAGE, ada_account["user"]["id"], "msg-image")
+        content = json.dumps({"text": "", "image": image_content}).encode()
+        body = ada_device.seal_for(devices, bob_account["user"]["id"], content, "msg-image")
+        sent = ada.ok("dm:send", {"to": "e2e_bob", "clientId": "msg-image", "e2e": body, "image": encrypted_image})["message"]
+        assert sent["image"] == {"type": "application/octet-stream", "size": len(IMAGE) + 16}
         # A plain message beside them: the scan below must be able to see stored text.
         control = f"plain control text {retention}".encode()
         ada.ok("dm:send", {"to": "e2e_bob", "text": control.decode(), "clientId": "plain"})
-        # Both of bob's devices read every message.
+        # Both of bob's devices read every message, and the image.
         for device in (phone, laptop):
-            eventually(lambda device=device: len(device.chatter.dms) == len(secrets) + 1)
-            assert [device.open(m, ada_device.public) for m in device.chatter.dms if "e2e" in m] == secrets
+            eventually(lambda device=device: len(device.chatter.dms) == len(secrets) + 2)
+            opened = [device.open(m, ada_device.public) for m in device.chatter.dms if "e2e" in m]
+            assert opened[:-1] == secrets
+            with_image = next(m for m in device.chatter.dms if m.get("clientId") == "msg-image")
+            fetched = device.chatter.ok("image:get", {"id": with_image["id"]})
+            assert fetched["type"] == "application/octet-stream" and fetched["data"] == encrypted_image
+            image_key = json.loads(opened[-1])["image"]
+            assert open_image(image_key, fetched["data"], ada_account["user"]["id"], "msg-image") == IMAGE
+            with pytest.raises(InvalidTag):
+                open_image(image_key, fetched["data"][:-1] + bytes([fetched["data"][-1] ^ 1]), ada_account["user"]["id"], "msg-image")
         # One byte changed in transit or at rest: the recipient sees a failure, not text.
         tampered = dict(phone.chatter.dms[0])
         copies = [dict(c) for c in tampered["e2e"]["copies"]]
@@ -90,9 +137,17 @@ def test_an_encrypted_exchange_leaves_no_plaintext_on_the_server(tmp_path, reten
         with pytest.raises(InvalidTag):
             phone.open({**phone.chatter.dms[0], "clientId": "msg-1"}, ada_device.public)
         if retention == "until-delivered":
+            # Each of bob's devices must have the ciphertext before it is deleted: an
+            # acknowledgement without a device, or from one of them, leaves it stored.
             ids = [m["id"] for m in phone.chatter.dms]
+            encrypted_ids = [m["id"] for m in phone.chatter.dms if "e2e" in m]
+            history = lambda: [m["id"] for m in bob_laptop.ok("history:get", {"with": "e2e_ada"})["messages"]]
             phone.chatter.ok("message:delivered", {"ids": ids})
-            assert bob_laptop.ok("history:get", {"with": "e2e_ada"})["messages"] == []
+            assert history() == encrypted_ids
+            phone.chatter.ok("message:delivered", {"ids": ids, "device": "bob-phone"})
+            assert history() == encrypted_ids
+            laptop.chatter.ok("message:read", {"ids": ids, "device": "bob-laptop"})
+            assert history() == []
         for chatter in (ada, bob_phone, bob_laptop):
             chatter.close()
     finally:
@@ -106,5 +161,9 @@ def test_an_encrypted_exchange_leaves_no_plaintext_on_the_server(tmp_path, reten
         assert any(control in path.read_bytes() for path in scanned[:3]), "the scan cannot see stored text"
     for path in scanned:
         data = path.read_bytes()
-        for secret in secrets:
+        for secret in secrets + [IMAGE_SECRET]:
             assert secret not in data, f"{secret!r} found in {path}"
+    if retention == "until-delivered":
+        # Deleted once delivered to each device: not even the ciphertext is left.
+        for path in scanned[:3]:
+            assert encrypted_image[:64] not in path.read_bytes(), f"the encrypted image is still in {path}"

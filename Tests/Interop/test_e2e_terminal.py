@@ -16,6 +16,11 @@ from test_chat import Chatter, register
 from test_terminal import spawn
 
 PASSWORD = "a long password"
+# A 1x1 PNG.
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d4944415478da63f8cfc0f01f0005000201a2f1d6f7"
+    "0000000049454e44ae426082"
+)
 
 
 def terminal(server, handle, keys):
@@ -58,6 +63,24 @@ def test_two_terminals_exchange_sealed_messages_and_agree_on_safety_numbers(tmp_
         bob.sendline("/dm t_ada on my way")
         ada.expect("t_bob: 🔒 on my way")
         assert safety_number(ada, "t_bob") == safety_number(bob, "t_ada")
+
+        # An image, encrypted once with its key in the sealed copies: bob saves what ada sent.
+        picture = tmp_path / "picture one.png"
+        picture.write_bytes(PNG)
+        ada.sendline(f"/image @t_bob {picture}")
+        ada.expect(r"sent 🔒 #\d+")
+        bob.expect(r"t_ada: \[🔒 image image/png: /save (\d+) FILE\]")
+        image_id = int(bob.match.group(1))
+        saved = tmp_path / "saved.png"
+        bob.sendline(f"/save {image_id} {saved}")
+        bob.expect(f"saved #{image_id}")
+        assert saved.read_bytes() == PNG
+        # Without the key, what the server hands out is not the image.
+        raw = Chatter(server, auth={"token": requests.post(server.url + "/api/login", json={"handle": "t_bob", "password": PASSWORD},
+                                                           timeout=10).json()["token"]})
+        stored = raw.ok("image:get", {"id": image_id})
+        assert stored["type"] == "application/octet-stream" and PNG not in stored["data"] and len(stored["data"]) == len(PNG) + 16
+        raw.close()
 
         # bob's device gets a new key (same device id): ada is warned and must accept it.
         bob.sendline("/quit")

@@ -127,6 +127,48 @@ struct ChatStoreTests {
 
     /// Concurrent inserts (committed in groups by the SQLite store) each get their own id, their
     /// inbox rows, and a retry racing its first send still yields one message.
+    /// A message with inbox devices leaves an account's inbox once each device acknowledged
+    /// it; an `until-delivered` one is then deleted.
+    @Test(arguments: StoreKind.allCases)
+    func inboxDevicesEachAcknowledge(kind: StoreKind) async throws {
+        let store = try await kind.make()
+        let ada = Identity(id: UserID(rawValue: "a_ada"), name: "ada", kind: .account)
+        let bob = UserID(rawValue: "a_bob")
+        let body = EncryptedBody(senderDevice: "ada-1", copies: [
+            SealedCopy(device: "bob-1", ephemeralPublic: Data(count: 32), nonce: Data(count: 12), ciphertext: Data(count: 20)),
+        ])
+        // Two in one batch, and one alone, so that both insert paths are crossed.
+        let messages = (0..<3).map { index in
+            NewMessage(
+                conversation: .direct(ada.id, bob), sender: ada, text: "", clientID: "e-\(index)", sentAt: 1, retention: .untilDelivered,
+                encrypted: body, inboxDevices: ["bob-1", "bob-2"]
+            )
+        }
+        let outcomes = Mutex<[Int64]>([])
+        for message in messages.prefix(2) {
+            await store.submitMessage(message, recipients: [bob]) { result in
+                if case .success(let stored) = result { outcomes.withLock { $0.append(stored.message.id) } }
+            }
+        }
+        let third = try await store.insertMessage(messages[2], recipients: [bob]).message.id
+        let ids = outcomes.withLock { $0 } + [third]
+        #expect(ids.count == 3)
+        func pending() async throws -> [Int64] { try await store.pendingMessages(for: bob, after: nil, limit: 10).map(\.id) }
+
+        #expect(try await store.markDelivered(ids, for: bob).isEmpty)
+        #expect(try await store.markDelivered(ids, for: bob, device: "bob-9").isEmpty)
+        #expect(try await store.markDelivered(ids, for: bob, device: "bob-1").map(\.id) == ids)
+        #expect(try await store.markDelivered(ids, for: bob, device: "bob-1").isEmpty)
+        #expect(try await pending() == ids)
+        #expect(try await store.markDelivered([ids[0], ids[0]], for: bob, device: "bob-2").map(\.id) == [ids[0]])
+        #expect(try await pending() == Array(ids.dropFirst()))
+        #expect(try await store.message(id: ids[0]) == nil)
+        #expect(try await store.message(id: ids[1]) != nil)
+        // The sweep of old undelivered messages takes the device entries with it.
+        #expect(try await store.deleteUndelivered(sentBefore: 2) == 2)
+        #expect(try await pending().isEmpty)
+    }
+
     @Test(arguments: StoreKind.allCases)
     func concurrentInsertsAreEachStoredOnce(kind: StoreKind) async throws {
         let store = try await kind.make()

@@ -123,4 +123,103 @@ struct EncryptedMessageTests {
         }
         #expect(try await service.sendDirect("", encrypted: good, to: "bob", clientID: "m", from: ada).message.encrypted == good)
     }
+
+    /// Under `until-delivered`, an encrypted message waits for each of the recipient's devices
+    /// that has a copy, not for the account's first acknowledgement; its sender's devices and an
+    /// acknowledgement that names no device do not count.
+    @Test(arguments: StoreKind.allCases)
+    func untilDeliveredWaitsForEachRecipientDevice(kind: StoreKind) async throws {
+        let (service, sink, ada, bob) = try await Self.friendsWithDevices(kind)
+        _ = try await service.publishDevice("bob-2", publicKey: Data(repeating: 4, count: 32), by: bob)
+        _ = try await service.publishDevice("bob-3", publicKey: Data(repeating: 5, count: 32), by: bob)
+        try await service.setRetention(.untilDelivered, withFriend: "bob", by: ada)
+        // bob-3 gets no copy (say, it was added after the sender looked): it is not waited for.
+        let body = EncryptedBody(senderDevice: "ada-1", copies: [Self.copy("bob-1"), Self.copy("bob-2"), Self.copy("ada-2")])
+        let (stored, _) = try await service.sendDirect("", encrypted: body, to: "bob", clientID: "m-1", from: ada)
+        let plain = try await service.sendDirect("plain", to: "bob", clientID: "m-2", from: ada).message
+        func kept() async throws -> [Int64] {
+            try await service.directHistory(with: "ada", before: nil, limit: nil, for: bob).messages.map(\.id)
+        }
+        func receipts() -> Int {
+            sink.published.filter { if case .receipt(let id, _, _, .delivered) = $0 { id == stored.id } else { false } }.count
+        }
+        #expect(try await kept() == [stored.id, plain.id])
+
+        // No device named, the sender's device, a device without a copy: nothing changes.
+        try await service.delivered([stored.id, plain.id], by: bob)
+        #expect(try await kept() == [stored.id])
+        try await service.delivered([stored.id], by: ada, device: "ada-2")
+        try await service.delivered([stored.id], by: bob, device: "bob-3")
+        #expect(try await kept() == [stored.id] && receipts() == 0)
+
+        try await service.delivered([stored.id], by: bob, device: "bob-1")
+        #expect(try await kept() == [stored.id] && receipts() == 1)
+        try await service.delivered([stored.id], by: bob, device: "bob-1")
+        #expect(try await kept() == [stored.id] && receipts() == 1)
+        #expect(await replayed(service, sink, bob) == [stored.id])
+
+        // Read counts as delivered (its receipt says read).
+        try await service.read([stored.id], by: bob, device: "bob-2", on: .c("bob-phone"))
+        #expect(try await kept().isEmpty && receipts() == 1)
+
+        let bad = await #expect(throws: ChatError.self) {
+            try await service.delivered([stored.id], by: bob, device: String(repeating: "d", count: 65))
+        }
+        #expect(bad?.code == .invalidArgument)
+    }
+
+    /// With `keep`, an encrypted message leaves the inbox on the account's first
+    /// acknowledgement, as any message does (its history stays for every device).
+    @Test func keptEncryptedMessagesLeaveTheInboxOnTheFirstAcknowledgement() async throws {
+        let (service, sink, ada, bob) = try await Self.friendsWithDevices()
+        _ = try await service.publishDevice("bob-2", publicKey: Data(repeating: 4, count: 32), by: bob)
+        let body = EncryptedBody(senderDevice: "ada-1", copies: [Self.copy("bob-1"), Self.copy("bob-2")])
+        let (stored, _) = try await service.sendDirect("", encrypted: body, to: "bob", clientID: "m-1", from: ada)
+        #expect(await replayed(service, sink, bob) == [stored.id])
+        try await service.delivered([stored.id], by: bob, device: "bob-1")
+        #expect(await replayed(service, sink, bob).isEmpty)
+        #expect(try await service.directHistory(with: "ada", before: nil, limit: nil, for: bob).messages.map(\.id) == [stored.id])
+    }
+
+    /// An encrypted message's image is the encrypted bytes: stored and handed out unread, of
+    /// no image type, within an image's limit and its tag.
+    @Test(arguments: StoreKind.allCases)
+    func anEncryptedImageIsKeptUnread(kind: StoreKind) async throws {
+        let (service, sink, ada, bob) = try await Self.friendsWithDevices(kind)
+        let body = EncryptedBody(senderDevice: "ada-1", copies: [Self.copy("bob-1")])
+        let sealed = Data((0..<5000).map { UInt8(($0 * 7) % 256) })
+        let (stored, _) = try await service.sendDirect("", image: sealed, encrypted: body, to: "bob", clientID: "m-1", from: ada)
+        #expect(stored.image?.type == MessageImage.sealedType && stored.image?.size == sealed.count)
+        #expect(sink.published.contains { if case .direct(let message, _) = $0 { message.id == stored.id } else { false } })
+        let fetched = try await service.image(ofMessage: stored.id, for: bob, on: .c("bob-1"))
+        #expect(fetched.data == sealed && fetched.type == MessageImage.sealedType)
+
+        let limit = ChatConfiguration().maxImageBytes
+        let tooLarge = await #expect(throws: ChatError.self) {
+            try await service.sendDirect("", image: Data(count: limit + 17), encrypted: body, to: "bob", clientID: "m-2", from: ada)
+        }
+        #expect(tooLarge?.code == .imageTooLarge)
+        _ = try await service.sendDirect("", image: Data(count: limit + 16), encrypted: body, to: "bob", clientID: "m-3", from: ada)
+        let onlyTag = await #expect(throws: ChatError.self) {
+            try await service.sendDirect("", image: Data(count: 16), encrypted: body, to: "bob", clientID: "m-4", from: ada)
+        }
+        #expect(onlyTag?.code == .unsupportedImage)
+        // Without encryption, an image is still checked to be one.
+        let notAnImage = await #expect(throws: ChatError.self) {
+            try await service.sendDirect("", image: sealed, to: "bob", clientID: "m-5", from: ada)
+        }
+        #expect(notAnImage?.code == .unsupportedImage)
+    }
+}
+
+/// The ids of the messages a new connection of `identity` is handed from its inbox.
+func replayed(_ service: ChatService, _ sink: RecordingSink, _ identity: Identity) async -> [Int64] {
+    let connection = ConnectionID(rawValue: "replay-\(UUID().uuidString)")
+    await service.connected(identity, on: connection)
+    return sink.events.withLock { events in
+        events.compactMap { event, audience in
+            guard audience == .connection(connection), case .direct(let message, _) = event else { return nil }
+            return message.id
+        }
+    }
 }

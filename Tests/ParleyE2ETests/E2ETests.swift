@@ -23,6 +23,21 @@ struct Vector: Decodable, CustomTestStringConvertible, Sendable {
     }()
 }
 
+/// One object of docs/e2e-image-test-vectors.json (also computed by scripts/e2e-vectors).
+struct ImageVector: Decodable, CustomTestStringConvertible, Sendable {
+    var name: String
+    var key: String, nonce: String, aad: String, plaintext: String, ciphertext: String
+    var senderUser: String, messageId: String
+
+    var testDescription: String { name }
+
+    static let all: [ImageVector] = {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("docs/e2e-image-test-vectors.json")
+        return (try? JSONDecoder().decode([ImageVector].self, from: Data(contentsOf: url))) ?? []
+    }()
+}
+
 extension Data {
     init(hex: String) {
         var bytes: [UInt8] = []
@@ -100,5 +115,41 @@ struct E2ETests {
         let one = try E2E.seal(Data("same".utf8), aad: Data(), sender: ada, recipient: bob.publicKey)
         let two = try E2E.seal(Data("same".utf8), aad: Data(), sender: ada, recipient: bob.publicKey)
         #expect(one.ephemeralPublic != two.ephemeralPublic && one.nonce != two.nonce && one.ciphertext != two.ciphertext)
+    }
+
+    @Test func theImageVectorsAreThere() {
+        #expect(ImageVector.all.count >= 3)
+    }
+
+    @Test(arguments: ImageVector.all)
+    func sealingAnImageReproducesEachVectorAndOpeningReadsIt(vector: ImageVector) throws {
+        #expect(E2E.imageAssociatedData(senderUser: vector.senderUser, messageID: vector.messageId) == Data(hex: vector.aad))
+        let sealed = try E2E.sealImage(
+            Data(hex: vector.plaintext), senderUser: vector.senderUser, messageID: vector.messageId,
+            key: SymmetricKey(data: Data(hex: vector.key)), nonce: Data(hex: vector.nonce)
+        )
+        #expect(sealed == E2E.SealedImage(key: Data(hex: vector.key), nonce: Data(hex: vector.nonce), ciphertext: Data(hex: vector.ciphertext)))
+        #expect(try E2E.openImage(sealed, senderUser: vector.senderUser, messageID: vector.messageId) == Data(hex: vector.plaintext))
+    }
+
+    /// An image opens only with its key, nonce, sender and message id, and unchanged.
+    @Test func aChangedImageFailsToOpen() throws {
+        let image = Data((0..<2000).map { UInt8($0 % 256) })
+        let sealed = try E2E.sealImage(image, senderUser: "a_ada", messageID: "m1")
+        #expect(sealed.key.count == 32 && sealed.nonce.count == 12 && sealed.ciphertext.count == image.count + 16)
+        #expect(try E2E.openImage(sealed, senderUser: "a_ada", messageID: "m1") == image)
+        var tampered = sealed
+        tampered.ciphertext[100] ^= 0x01
+        #expect(throws: E2E.Failure.authenticationFailed) { try E2E.openImage(tampered, senderUser: "a_ada", messageID: "m1") }
+        #expect(throws: E2E.Failure.authenticationFailed) { try E2E.openImage(sealed, senderUser: "a_ada", messageID: "m2") }
+        #expect(throws: E2E.Failure.authenticationFailed) { try E2E.openImage(sealed, senderUser: "a_bob", messageID: "m1") }
+        var otherKey = sealed
+        otherKey.key = Data(repeating: 7, count: 32)
+        #expect(throws: E2E.Failure.authenticationFailed) { try E2E.openImage(otherKey, senderUser: "a_ada", messageID: "m1") }
+        var short = sealed
+        short.key = Data(count: 16)
+        #expect(throws: E2E.Failure.malformed) { try E2E.openImage(short, senderUser: "a_ada", messageID: "m1") }
+        let again = try E2E.sealImage(image, senderUser: "a_ada", messageID: "m1")
+        #expect(again.key != sealed.key && again.ciphertext != sealed.ciphertext)
     }
 }

@@ -106,11 +106,13 @@ enum NativeChat {
             return ["type": .string(image.type), "data": .binary(ByteBuffer(bytes: image.data ?? Data()))]
         }
         command("message:delivered", nil) { caller, request in
-            try await service.delivered(try request.ids("ids"), by: caller.identity)
+            try await service.delivered(try request.ids("ids"), by: caller.identity, device: try request.optionalString("device"))
             return [:]
         }
         command("message:read", nil) { caller, request in
-            try await service.read(try request.ids("ids"), by: caller.identity, on: caller.connection)
+            try await service.read(
+                try request.ids("ids"), by: caller.identity, device: try request.optionalString("device"), on: caller.connection
+            )
             return [:]
         }
         command("typing", .messages) { caller, request in

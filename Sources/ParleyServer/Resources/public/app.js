@@ -253,7 +253,7 @@ function insert(conversation, message) {
 function addMessage(conversation, message) {
   if (!insert(conversation, message)) return;
   const mine = state.me && message.from.id === state.me.id;
-  if (!mine && !message.ephemeral) state.socket.emit("message:delivered", { ids: [message.id] });
+  if (!mine && !message.ephemeral) state.socket.emit("message:delivered", { ids: [message.id], ...thisDevice() });
   if (state.active === conversation.key) {
     renderMessages();
     markRead(conversation);
@@ -273,7 +273,9 @@ function markRead(conversation) {
   const ids = conversation.messages
     .filter((m) => !m.notice && !m.ephemeral && m.from.id !== state.me.id && !m.readSent)
     .map((m) => { m.readSent = true; return m.id; });
-  for (let start = 0; start < ids.length; start += 100) state.socket.emit("message:read", { ids: ids.slice(start, start + 100) });
+  for (let start = 0; start < ids.length; start += 100) {
+    state.socket.emit("message:read", { ids: ids.slice(start, start + 100), ...thisDevice() });
+  }
 }
 window.addEventListener("focus", () => { const c = state.conversations.get(state.active); if (c) markRead(c); });
 
@@ -282,16 +284,16 @@ window.addEventListener("focus", () => { const c = state.conversations.get(state
 function send(fields) {
   const conversation = state.conversations.get(state.active);
   if (!conversation) return;
-  if (conversation.kind === "dm" && E2E.device && fields.text && !fields.image) {
-    sendEncrypted(conversation, fields.text);
+  if (conversation.kind === "dm" && E2E.device) {
+    sendEncrypted(conversation, fields);
     return;
   }
-  // Images are not sealed yet (docs/E2E.md): never send one in the clear without asking.
-  if (conversation.kind === "dm" && E2E.device && fields.image &&
-      !confirm("Images are not end-to-end encrypted yet: the server could see this one. Send it anyway?")) return;
   const clientId = crypto.randomUUID();
   const event = conversation.kind === "room" ? "message:send" : "dm:send";
-  const payload = { ...(conversation.kind === "room" ? { room: conversation.name } : { to: conversation.name }), clientId, ...fields };
+  const payload = {
+    ...(conversation.kind === "room" ? { room: conversation.name } : { to: conversation.name }), clientId, text: fields.text,
+    ...(fields.image ? { image: fields.image } : {}),
+  };
   state.pending.set(clientId, { event, payload, conversation: conversation.key, text: fields.text || "[image]" });
   renderMessages();
   state.socket.emit(event, payload, (ack) => settle(clientId, ack));
@@ -301,7 +303,9 @@ function settle(clientId, ack) {
   const item = state.pending.get(clientId);
   if (!item) return;
   state.pending.delete(clientId);
-  if (ack && ack.ok && item.plaintext !== undefined) Object.assign(ack.message, { text: item.plaintext, e2eState: "ok" });
+  if (ack && ack.ok && item.plaintext !== undefined) {
+    Object.assign(ack.message, { text: item.plaintext, e2eState: "ok", sealedImage: item.sealedImage });
+  }
   if (ack && ack.ok) addMessage(state.conversations.get(item.conversation), ack.message);
   else if (ack) alert(ack.error.message);
   renderMessages();
@@ -317,7 +321,7 @@ $("composer").addEventListener("submit", (event) => {
 
 async function sendImage(file) {
   if (!file || !file.type.startsWith("image/")) return;
-  send({ text: "", image: await file.arrayBuffer() });
+  send({ text: "", image: await file.arrayBuffer(), imageType: file.type });
 }
 $("image").addEventListener("change", () => { sendImage($("image").files[0]); $("image").value = ""; });
 $("text").addEventListener("paste", (event) => {
@@ -457,7 +461,7 @@ function messageElement(message) {
     body.append(linkify(message.text));
     node.append(body);
   }
-  if (message.image) node.append(imageElement(message));
+  if (message.image && (!message.e2e || message.e2eState === "ok")) node.append(imageElement(message));
   if (mine) renderTicks(message.id, node);
   return node;
 }
@@ -469,6 +473,17 @@ function imageElement(message) {
     image.src = URL.createObjectURL(new Blob([data], { type: message.image.type }));
     image.onclick = () => window.open(image.src, "_blank", "noopener");
   };
+  if (message.sealedImage) {
+    // Encrypted once for every device; its key came in this device's sealed copy.
+    const { key, nonce, type } = message.sealedImage;
+    const ids = { senderUser: message.from.id, messageId: message.clientId || "" };
+    command("image:get", { id: message.id })
+      .then((reply) => reply.ok ? e2e.openImage({ key, nonce, ciphertext: bytes(reply.data) }, ids) : null)
+      .then((data) => { if (data) image.src = URL.createObjectURL(new Blob([data], { type })); })
+      .catch(() => image.replaceWith(element("div", "text failed", "🔒 This image could not be decrypted: it was changed.")));
+    image.onclick = () => window.open(image.src, "_blank", "noopener");
+    return image;
+  }
   if (message.image.data) show(message.image.data);
   else command("image:get", { id: message.id }).then((reply) => { if (reply.ok) show(reply.data); });
   return image;
@@ -494,6 +509,11 @@ const E2E = {
 E2E.whenReady = new Promise((resolve) => { E2E.ready = resolve; });
 
 const bytes = (value) => (value instanceof Uint8Array ? value : new Uint8Array(value));
+const toBase64 = (data) => btoa(Array.from(data, (byte) => String.fromCharCode(byte)).join(""));
+const fromBase64 = (text) => Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+
+/** The device this connection acknowledges messages for, as `message:delivered` takes it. */
+const thisDevice = () => (E2E.device ? { device: E2E.device.deviceId } : {});
 
 function keyStore(mode, run) {
   return new Promise((resolve, reject) => {
@@ -570,7 +590,11 @@ async function openMessage(message) {
       const device = sender && sender.devices.find((d) => d.deviceId === message.e2e.senderDevice);
       if (!device) throw new Error("the sender's device is unknown");
       const plaintext = await e2e.open(sealed, aad, E2E.device.keys, await e2e.importPublic(device.publicKey));
-      return Object.assign(message, { text: JSON.parse(new TextDecoder().decode(plaintext)).text || "", e2eState: "ok" });
+      const content = JSON.parse(new TextDecoder().decode(plaintext));
+      const image = content.image && message.image
+        ? { key: fromBase64(content.image.key), nonce: fromBase64(content.image.nonce), type: content.image.type }
+        : undefined;
+      return Object.assign(message, { text: content.text || "", e2eState: "ok", sealedImage: image });
     } catch {
       // Asked again once, with the sender's current devices.
     }
@@ -578,16 +602,18 @@ async function openMessage(message) {
   return Object.assign(message, { e2eState: "failed" });
 }
 
-/** Seals `text` for each device of the friend and of this account, and sends it. A key that
- *  changed since it was last seen is shown first, and sending needs the user's confirmation. */
-async function sendEncrypted(conversation, text) {
+/** Seals a message (its text, and its image's key) for each device of the friend and of this
+ *  account, and sends it with the image encrypted once. A key that changed since it was last
+ *  seen is shown first, and sending needs the user's confirmation. */
+async function sendEncrypted(conversation, fields) {
   const them = await deviceList(conversation.name);
   if (!them) return;
   if (!them.devices.length) {
+    if (fields.image && !confirm(`${conversation.name} has no device keys yet: send this image without end-to-end encryption?`)) return;
     addNotice(conversation, `${conversation.name} has no device keys yet: sent without end-to-end encryption`);
     const clientId = crypto.randomUUID();
-    const payload = { to: conversation.name, text, clientId };
-    state.pending.set(clientId, { event: "dm:send", payload, conversation: conversation.key, text });
+    const payload = { to: conversation.name, text: fields.text, clientId, ...(fields.image ? { image: fields.image } : {}) };
+    state.pending.set(clientId, { event: "dm:send", payload, conversation: conversation.key, text: fields.text || "[image]" });
     state.socket.emit("dm:send", payload, (ack) => settle(clientId, ack));
     return;
   }
@@ -600,14 +626,22 @@ async function sendEncrypted(conversation, text) {
     $("accept-key").onclick = () => {
       acceptDevices(them.user, them.devices, false);
       $("key-warning").hidden = true;
-      sendEncrypted(conversation, text);
+      sendEncrypted(conversation, fields);
     };
     return;
   }
   acceptDevices(them.user, them.devices);
   const mine = (await deviceList(state.me.name)) || { devices: [] };
   const clientId = crypto.randomUUID();
-  const plaintext = new TextEncoder().encode(JSON.stringify({ text }));
+  const content = { text: fields.text };
+  let sealedImage, encryptedImage;
+  if (fields.image) {
+    const sealed = await e2e.sealImage(bytes(fields.image), { senderUser: state.me.id, messageId: clientId });
+    sealedImage = { key: sealed.key, nonce: sealed.nonce, type: fields.imageType };
+    encryptedImage = sealed.ciphertext;
+    content.image = { type: fields.imageType, key: toBase64(sealed.key), nonce: toBase64(sealed.nonce) };
+  }
+  const plaintext = new TextEncoder().encode(JSON.stringify(content));
   const copies = [];
   for (const [owner, device] of [...them.devices.map((d) => [them.user.id, d]), ...mine.devices.map((d) => [state.me.id, d])]) {
     const aad = e2e.associatedData({
@@ -617,7 +651,10 @@ async function sendEncrypted(conversation, text) {
     copies.push({ device: device.deviceId, ...sealed });
   }
   const payload = { to: conversation.name, clientId, e2e: { senderDevice: E2E.device.deviceId, copies } };
-  state.pending.set(clientId, { event: "dm:send", payload, conversation: conversation.key, text, plaintext: text });
+  if (encryptedImage) payload.image = encryptedImage;
+  state.pending.set(clientId, {
+    event: "dm:send", payload, conversation: conversation.key, text: fields.text || "[image]", plaintext: fields.text, sealedImage,
+  });
   renderMessages();
   state.socket.emit("dm:send", payload, (ack) => settle(clientId, ack));
 }

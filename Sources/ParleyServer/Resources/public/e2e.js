@@ -4,6 +4,7 @@
 
 const VERSION = new TextEncoder().encode("parley-e2e-v1");
 const SAFETY = new TextEncoder().encode("parley-safety-v1");
+const IMAGE_VERSION = new TextEncoder().encode("parley-e2e-image-v1");
 
 function concat(...parts) {
   const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
@@ -55,15 +56,54 @@ async function messageKey(dh1, dh2, ephemeralPublic, senderPublic, recipientPubl
   return crypto.subtle.importKey("raw", bits, "AES-GCM", false, ["encrypt", "decrypt"]);
 }
 
-/** The associated data: the version, then each field as a 2-byte big-endian length and UTF-8. */
-export function associatedData({ senderUser, senderDevice, recipientUser, recipientDevice, messageId }) {
-  const parts = [VERSION];
-  for (const field of [senderUser, senderDevice, recipientUser, recipientDevice, messageId]) {
+/** `prefix`, then each field as a 2-byte big-endian length and UTF-8. */
+function fields(prefix, values) {
+  const parts = [prefix];
+  for (const field of values) {
     const bytes = new TextEncoder().encode(field);
     if (bytes.length > 0xffff) throw new Error("an associated-data field is at most 65,535 bytes");
     parts.push(new Uint8Array([bytes.length >> 8, bytes.length & 0xff]), bytes);
   }
   return concat(...parts);
+}
+
+/** The associated data: the version, then each field as a 2-byte big-endian length and UTF-8. */
+export function associatedData({ senderUser, senderDevice, recipientUser, recipientDevice, messageId }) {
+  return fields(VERSION, [senderUser, senderDevice, recipientUser, recipientDevice, messageId]);
+}
+
+/** An image's associated data: the image version, the sender's user id and the message id. */
+export function imageAssociatedData({ senderUser, messageId }) {
+  return fields(IMAGE_VERSION, [senderUser, messageId]);
+}
+
+/**
+ * Encrypts an image (bytes) once, under a fresh AES-256 key and nonce unless given: returns
+ * {key, nonce, ciphertext}. The ciphertext travels beside the sealed copies, the key and nonce
+ * inside each of them.
+ */
+export async function sealImage(image, ids, rawKey = null, nonce = null) {
+  rawKey = rawKey ?? crypto.getRandomValues(new Uint8Array(32));
+  nonce = nonce ?? crypto.getRandomValues(new Uint8Array(12));
+  const key = await crypto.subtle.importKey("raw", rawKey, "AES-GCM", false, ["encrypt"]);
+  const ciphertext = new Uint8Array(await crypto.subtle.encrypt(
+    { name: "AES-GCM", iv: nonce, additionalData: imageAssociatedData(ids), tagLength: 128 }, key, image));
+  return { key: rawKey, nonce, ciphertext };
+}
+
+/** Decrypts an image with the key and nonce from its message's sealed copy; throws an Error
+ *  named "DecryptionFailed" when it does not authenticate. */
+export async function openImage({ key, nonce, ciphertext }, ids) {
+  try {
+    const aesKey = await crypto.subtle.importKey("raw", key, "AES-GCM", false, ["decrypt"]);
+    return new Uint8Array(await crypto.subtle.decrypt(
+      { name: "AES-GCM", iv: nonce, additionalData: imageAssociatedData(ids), tagLength: 128 }, aesKey, ciphertext));
+  } catch (cause) {
+    const error = new Error("This image could not be decrypted.");
+    error.name = "DecryptionFailed";
+    error.cause = cause;
+    throw error;
+  }
 }
 
 /**
