@@ -201,7 +201,7 @@ public final class EngineSocket: Sendable {
         let legacyFrames = packets.contains(where: \.isBinary) ? packets.map { frame($0, version: .v3) } : frames
         for batch in batches.values {
             let flusher = LoopFlusher.of(batch.loop)
-            batch.loop.execute {
+            LoopInbox.of(batch.loop).submit {
                 for (session, channel) in batch.writes {
                     session.writeFrames(session.protocolVersion == .v3 ? legacyFrames : frames, bytes: bytes, to: channel, flusher: flusher)
                 }
@@ -489,8 +489,8 @@ public final class EngineSocket: Sendable {
             return
         }
         result.noop?.respond(packets: [EnginePacket(.noop)])
-        let timer = eventLoop.scheduleTask(in: server.configuration.upgradeTimeout) { [weak self] in
-            guard let self else { return }
+        // Strong: no side table for the session (see HeartbeatTimers); cancelled with the upgrade.
+        let timer = eventLoop.scheduleTask(in: server.configuration.upgradeTimeout) { [self] in
             self.abandonUpgrade(channel)
         }
         state.withLock { $0.upgradeTimer = timer }

@@ -19,6 +19,40 @@ final class PerLoop<Instance: AnyObject & Sendable>: Sendable {
     }
 }
 
+/// Work for one event loop, handed over from any thread and run in one loop task: the first
+/// submission after a drain schedules the task, later ones only join the list. Fan-outs published
+/// one message at a time from another thread (a store's commits, handler tasks) then cost the loop
+/// one task and at most one wake-up per batch instead of one per message; submissions from one
+/// thread run in their order.
+final class LoopInbox: Sendable {
+    private let loop: any EventLoop
+    private let pending = Mutex<[@Sendable () -> Void]>([])
+
+    private init(loop: any EventLoop) { self.loop = loop }
+
+    private static let registry = PerLoop<LoopInbox>()
+
+    /// The inbox of `loop`.
+    static func of(_ loop: any EventLoop) -> LoopInbox {
+        registry.instance(for: loop) { LoopInbox(loop: $0) }
+    }
+
+    /// Runs `work` on the loop, after the work submitted before it.
+    func submit(_ work: @escaping @Sendable () -> Void) {
+        let first = pending.withLock { pending in
+            pending.append(work)
+            return pending.count == 1
+        }
+        if first { loop.execute { self.drain() } }
+    }
+
+    private func drain() {
+        var work: [@Sendable () -> Void] = []
+        pending.withLock { swap(&$0, &work) }
+        for item in work { item() }
+    }
+}
+
 /// Flushes, once per event-loop tick, every WebSocket channel written to during the tick. One per
 /// event loop; used only on its loop.
 final class LoopFlusher: @unchecked Sendable {
@@ -57,13 +91,15 @@ final class LoopFlusher: @unchecked Sendable {
 
 /// The heartbeat timers of the sessions of one event loop: one NIO timer for all of them, set for
 /// the earliest deadline, and a heap of (deadline, session). A session costs an entry in the
-/// heap, not a scheduled task, promise and closure of its own. Entries hold their session weakly
-/// and are not removed when it closes: a closed session's heartbeat is stopped, and a freed one
-/// is skipped. One per event loop; used only on its loop.
+/// heap, not a scheduled task, promise and closure of its own. Entries are not removed when a
+/// session closes: its heartbeat is stopped, and its entry is dropped when it comes due (at most
+/// a ping interval later). They hold their session strongly: a weak reference would give every
+/// session a side table, and make each of the many retains and releases of a fan-out take
+/// Swift's slow path. One per event loop; used only on its loop.
 final class HeartbeatTimers: @unchecked Sendable {
     private struct Entry: Comparable {
         let deadline: NIODeadline
-        weak var session: EngineSocket?
+        let session: EngineSocket
 
         static func < (lhs: Entry, rhs: Entry) -> Bool { lhs.deadline < rhs.deadline }
         static func == (lhs: Entry, rhs: Entry) -> Bool { lhs.deadline == rhs.deadline }
@@ -104,7 +140,7 @@ final class HeartbeatTimers: @unchecked Sendable {
         firing = true
         let now = NIODeadline.now()
         while let first = heap.min, first.deadline <= now {
-            heap.removeMin().session?.heartbeatFired()
+            heap.removeMin().session.heartbeatFired()
         }
         firing = false
         if let first = heap.min { arm(at: first.deadline) }

@@ -176,7 +176,7 @@ final class EngineHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
                 return
             }
             let responder = PollResponder(writer: writer, version: session.protocolVersion, base64Only: session.base64Only) {
-                [weak session] in session?.pollCompleted()
+                session.pollCompleted()
             }
             parked = (session, responder)
             session.poll(responder)

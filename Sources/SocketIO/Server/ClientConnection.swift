@@ -31,8 +31,9 @@ final class ClientConnection: Sendable {
     func start() {
         engine.onMessage { [self] message in receive(message) }
         engine.onClose { [self] reason in closed(reason) }
-        let timer = engine.eventLoop.scheduleTask(in: server.configuration.connectTimeout) { [weak self] in
-            guard let self else { return }
+        // A strong capture (no weak reference, so no side table for the connection): the timer is
+        // cancelled as soon as a namespace is joined or the connection closes.
+        let timer = engine.eventLoop.scheduleTask(in: server.configuration.connectTimeout) { [self] in
             if self.state.withLock({ $0.sockets.isEmpty }) {
                 self.server.logger.debug("no namespace joined in time", metadata: ["eio.sid": .string(self.engine.id)])
                 self.engine.close(reason: .forcedClose)

@@ -181,8 +181,9 @@ public final class Socket: Sendable {
                 continuation.resume(throwing: AcknowledgementError.disconnected)
                 return
             }
-            let timer = connection.engine.eventLoop.scheduleTask(in: timeout) { [weak self] in
-                guard let self else { return }
+            // Strong captures here and below: a weak one would give the socket a side table, which
+            // slows every retain of it on the fan-out path. The timer goes with the ack.
+            let timer = connection.engine.eventLoop.scheduleTask(in: timeout) { [self] in
                 self.resolveAck(id, .failure(AcknowledgementError.timeout))
             }
             let settled = state.withLock { state -> Bool in
@@ -263,7 +264,7 @@ public final class Socket: Sendable {
     func receiveEvent(_ packet: SocketIOPacket) {
         guard let name = packet.eventName else { return }
         let args = packet.arguments
-        let ack = Acknowledgement.answering(packet) { [weak self] reply in self?.send(reply) }
+        let ack = Acknowledgement.answering(packet) { [self] reply in self.send(reply) }
         enqueue { [self] in
             let (handlers, anyHandlers) = state.withLock { state in
                 (state.handlers.compactMap { $0.event == name ? $0.handler : nil }, state.anyHandlers)
