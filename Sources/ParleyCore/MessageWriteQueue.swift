@@ -4,11 +4,14 @@ import Synchronization
 /// A store's queue of message inserts, committed in batches (group commit): inserts that arrive
 /// while a batch is being written are written together in the next transaction, so that under
 /// load one commit covers many messages. Every insert still completes only once committed, and
-/// completions run in submission order on a serial queue of their own, so that the next batch is
-/// written while the previous one's completions (which publish the messages) run.
+/// completions run in submission order.
 ///
-/// A store gives it one function that writes a batch in one transaction. Should a batch fail,
-/// its inserts are retried one by one, so that one bad message fails alone.
+/// A store gives it one function that writes a batch in one transaction, either blocking
+/// (SQLite: each batch is written and completed on one thread of the queue's own, so a message
+/// crosses threads only to reach it and to go back to the event loops) or asynchronous
+/// (PostgreSQL: completions run on a serial queue of their own while the next batch is
+/// written). Should a batch fail, its inserts are retried one by one, so that one bad message
+/// fails alone.
 public final class MessageWriteQueue: Sendable {
     /// One insert: what to store, and for whose inbox.
     public struct Insert: Sendable {
@@ -21,6 +24,13 @@ public final class MessageWriteQueue: Sendable {
 
     /// Writes a batch in one transaction, returning one result per insert, in order.
     public typealias WriteBatch = @Sendable ([Insert]) async throws -> [Inserted]
+    /// Writes a batch in one transaction, blocking the calling thread until it is committed.
+    public typealias BlockingWriteBatch = @Sendable ([Insert]) throws -> [Inserted]
+
+    private enum Writer {
+        case async(WriteBatch)
+        case blocking(BlockingWriteBatch)
+    }
 
     private struct Pending: Sendable {
         let insert: Insert
@@ -36,15 +46,25 @@ public final class MessageWriteQueue: Sendable {
 
     /// How many inserts may wait before ``submit(_:recipients:completion:)`` waits for its commit.
     public let maxQueued: Int
-    private let write: WriteBatch
+    private let writer: Writer
     private let state = Mutex<(queue: [Pending], writing: Bool)>(([], false))
-    private let completions: DispatchQueue
+    /// Where completions run (asynchronous writer), or where batches are written and completed
+    /// (blocking writer).
+    private let thread: DispatchQueue
 
     /// A queue that writes with `write`; `label` names its completion queue.
     public init(label: String, maxQueued: Int = 4096, write: @escaping WriteBatch) {
         self.maxQueued = maxQueued
-        self.write = write
-        self.completions = DispatchQueue(label: label)
+        self.writer = .async(write)
+        self.thread = DispatchQueue(label: label)
+    }
+
+    /// A queue that writes with `write`, which blocks until the batch is committed, on a serial
+    /// queue labelled `label`, where completions run too.
+    public init(label: String, maxQueued: Int = 4096, writeBlocking write: @escaping BlockingWriteBatch) {
+        self.maxQueued = maxQueued
+        self.writer = .blocking(write)
+        self.thread = DispatchQueue(label: label)
     }
 
     /// Queues the insert and returns once it is committed.
@@ -76,19 +96,30 @@ public final class MessageWriteQueue: Sendable {
             state.writing = true
             return (true, !full)
         }
-        if startWriter { Task { await self.drain() } }
+        if startWriter {
+            switch writer {
+            case .async(let write): Task { await self.drain(write) }
+            case .blocking(let write): thread.async { self.drain(write) }
+            }
+        }
         return queued
     }
 
-    /// Writes the waiting inserts, a batch per transaction, until none are left.
-    private func drain() async {
+    /// Takes every waiting insert, or marks the writer idle when there are none.
+    private func nextBatch() -> [Pending] {
+        state.withLock { state -> [Pending] in
+            let batch = state.queue
+            state.queue.removeAll()
+            if batch.isEmpty { state.writing = false }
+            return batch
+        }
+    }
+
+    /// Writes the waiting inserts, a batch per transaction, until none are left; completions
+    /// run on the completion queue meanwhile.
+    private func drain(_ write: WriteBatch) async {
         while true {
-            let batch = state.withLock { state -> [Pending] in
-                let batch = state.queue
-                state.queue.removeAll()
-                if batch.isEmpty { state.writing = false }
-                return batch
-            }
+            let batch = nextBatch()
             guard !batch.isEmpty else { return }
             var results: [Result<Inserted, any Error>]
             do {
@@ -104,9 +135,24 @@ public final class MessageWriteQueue: Sendable {
                 }
             }
             let settled = results
-            completions.async {
+            thread.async {
                 for (pending, result) in zip(batch, settled) { pending.complete(result) }
             }
+        }
+    }
+
+    /// Writes and completes the waiting inserts, a batch per transaction, until none are left.
+    private func drain(_ write: BlockingWriteBatch) {
+        while true {
+            let batch = nextBatch()
+            guard !batch.isEmpty else { return }
+            let results: [Result<Inserted, any Error>]
+            do {
+                results = try write(batch.map(\.insert)).map { .success($0) }
+            } catch {
+                results = batch.map { pending in Result { try write([pending.insert])[0] } }
+            }
+            for (pending, result) in zip(batch, results) { pending.complete(result) }
         }
     }
 }

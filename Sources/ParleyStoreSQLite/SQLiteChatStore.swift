@@ -28,9 +28,9 @@ public final class SQLiteChatStore: ChatStore {
     }
 
     private static func writeQueue(_ database: any DatabaseWriter) -> MessageWriteQueue {
-        MessageWriteQueue(label: "parley.sqlite.completions") { batch in
-            try await database.write { db in try batch.map { try insert($0.message, recipients: $0.recipients, in: db) } }
-        }
+        MessageWriteQueue(label: "parley.sqlite.writes", writeBlocking: { batch in
+            try database.write { db in try batch.map { try insert($0.message, recipients: $0.recipients, in: db) } }
+        })
     }
 
     private static var configuration: Configuration {
