@@ -94,15 +94,20 @@ public final class InMemoryAdapter: Adapter {
         var ids: Set<String>
         if options.rooms.isEmpty {
             ids = Set(tables.sids.keys)
+        } else if options.rooms.count == 1, let room = options.rooms.first {
+            // The common case, a broadcast to one room: its member set as it is (shared, not
+            // rebuilt id by id; it is copied only if changed below).
+            ids = tables.rooms[room]?.set ?? []
+            if tables.sids[room] != nil { ids.insert(room) }
         } else {
             ids = []
             for room in options.rooms {
-                if let members = tables.rooms[room] { ids.formUnion(members) }
+                if let members = tables.rooms[room] { ids.formUnion(members.set) }
                 if tables.sids[room] != nil { ids.insert(room) }
             }
         }
         for room in options.except {
-            if let members = tables.rooms[room] { ids.subtract(members) }
+            if let members = tables.rooms[room] { ids.subtract(members.set) }
             if tables.sids[room] != nil { ids.remove(room) }
         }
         return ids
