@@ -55,13 +55,8 @@ public enum E2E {
             ephemeralPublic: ephemeral.publicKey.rawRepresentation, senderPublic: sender.publicKey.rawRepresentation,
             recipientPublic: recipient.rawRepresentation
         )
-        let gcmNonce = try nonce.map { try AES.GCM.Nonce(data: $0) } ?? AES.GCM.Nonce()
-        let box = try AES.GCM.seal(plaintext, using: key, nonce: gcmNonce, authenticating: aad)
-        // Fresh, zero-based bytes: the box's parts are slices of its combined form.
-        return Sealed(
-            ephemeralPublic: ephemeral.publicKey.rawRepresentation, nonce: Data(Array(gcmNonce)),
-            ciphertext: Data(Array(box.ciphertext) + Array(box.tag))
-        )
+        let box = try gcmSeal(plaintext, key: key, nonce: nonce, aad: aad)
+        return Sealed(ephemeralPublic: ephemeral.publicKey.rawRepresentation, nonce: box.nonce, ciphertext: box.ciphertext)
     }
 
     /// Opens what `sender` (by its identity public key) sealed for `recipient`'s device.
@@ -78,13 +73,25 @@ public enum E2E {
                 ephemeralPublic: sealed.ephemeralPublic, senderPublic: sender.rawRepresentation,
                 recipientPublic: recipient.publicKey.rawRepresentation
             )
-            let box = try AES.GCM.SealedBox(
-                nonce: AES.GCM.Nonce(data: sealed.nonce), ciphertext: sealed.ciphertext.dropLast(16), tag: sealed.ciphertext.suffix(16)
-            )
-            return try AES.GCM.open(box, using: key, authenticating: aad)
+            return try gcmOpen(sealed.ciphertext, key: key, nonce: sealed.nonce, aad: aad)
         } catch {
             throw .authenticationFailed
         }
+    }
+
+    /// AES-256-GCM under `key`, with `nonce` (fresh when `nil`): the nonce used, and the
+    /// ciphertext followed by its 16-byte tag, as fresh zero-based bytes (the box's parts are
+    /// slices of its combined form).
+    static func gcmSeal(_ plaintext: Data, key: SymmetricKey, nonce: Data?, aad: Data) throws -> (nonce: Data, ciphertext: Data) {
+        let gcmNonce = try nonce.map { try AES.GCM.Nonce(data: $0) } ?? AES.GCM.Nonce()
+        let box = try AES.GCM.seal(plaintext, using: key, nonce: gcmNonce, authenticating: aad)
+        return (Data(Array(gcmNonce)), Data(Array(box.ciphertext) + Array(box.tag)))
+    }
+
+    /// Opens what ``gcmSeal(_:key:nonce:aad:)`` made; throws if anything was changed.
+    static func gcmOpen(_ ciphertext: Data, key: SymmetricKey, nonce: Data, aad: Data) throws -> Data {
+        let box = try AES.GCM.SealedBox(nonce: AES.GCM.Nonce(data: nonce), ciphertext: ciphertext.dropLast(16), tag: ciphertext.suffix(16))
+        return try AES.GCM.open(box, using: key, authenticating: aad)
     }
 
     /// An image encrypted once for every device: the encrypted bytes travel beside the message's
@@ -117,23 +124,18 @@ public enum E2E {
     public static func sealImage(
         _ image: Data, senderUser: String, messageID: String, key: SymmetricKey = .init(size: .bits256), nonce: Data? = nil
     ) throws -> SealedImage {
-        let gcmNonce = try nonce.map { try AES.GCM.Nonce(data: $0) } ?? AES.GCM.Nonce()
-        let aad = imageAssociatedData(senderUser: senderUser, messageID: messageID)
-        let box = try AES.GCM.seal(image, using: key, nonce: gcmNonce, authenticating: aad)
-        return SealedImage(
-            key: key.withUnsafeBytes { Data($0) }, nonce: Data(Array(gcmNonce)), ciphertext: Data(Array(box.ciphertext) + Array(box.tag))
-        )
+        let box = try gcmSeal(image, key: key, nonce: nonce, aad: imageAssociatedData(senderUser: senderUser, messageID: messageID))
+        return SealedImage(key: key.withUnsafeBytes { Data($0) }, nonce: box.nonce, ciphertext: box.ciphertext)
     }
 
     /// Decrypts an image with the key and nonce its message's sealed copy carried.
     public static func openImage(_ sealed: SealedImage, senderUser: String, messageID: String) throws(Failure) -> Data {
         guard sealed.key.count == 32, sealed.nonce.count == 12, sealed.ciphertext.count >= 16 else { throw .malformed }
         do {
-            let box = try AES.GCM.SealedBox(
-                nonce: AES.GCM.Nonce(data: sealed.nonce), ciphertext: sealed.ciphertext.dropLast(16), tag: sealed.ciphertext.suffix(16)
+            return try gcmOpen(
+                sealed.ciphertext, key: SymmetricKey(data: sealed.key), nonce: sealed.nonce,
+                aad: imageAssociatedData(senderUser: senderUser, messageID: messageID)
             )
-            let aad = imageAssociatedData(senderUser: senderUser, messageID: messageID)
-            return try AES.GCM.open(box, using: SymmetricKey(data: sealed.key), authenticating: aad)
         } catch {
             throw .authenticationFailed
         }

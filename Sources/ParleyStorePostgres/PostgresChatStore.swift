@@ -555,7 +555,7 @@ public final class PostgresChatStore: ChatStore {
             var taken = free.isEmpty ? [] : try await idSet(
                 "DELETE FROM inbox WHERE user_id = \(user.rawValue) AND message_id = ANY(\(free)) RETURNING message_id"
             )
-            taken.formUnion(tookDevice.intersection(waiting))
+            taken.formUnion(tookDevice)
             guard !taken.isEmpty else { return [] }
             let found = try await connection.query(
                 "\(unescaped: Self.messageSelect) WHERE m.id = ANY(\(Array(taken)))", logger: logger

@@ -463,21 +463,21 @@ public final class SQLiteChatStore: ChatStore {
                     )
                     tookDevice = db.changesCount > 0
                 }
+                // The account's inbox row goes once no device is left to acknowledge.
                 let waiting = try Bool.fetchOne(
                     db, sql: "SELECT EXISTS (SELECT 1 FROM inbox_device WHERE user_id = ? AND message_id = ?)", arguments: [user.rawValue, id]
                 ) ?? false
-                if waiting {
-                    if tookDevice, let row = try Row.fetchOne(db, sql: "\(Self.messageSelect) WHERE message.id = ?", arguments: [id]) {
-                        delivered.append(Self.message(row))
-                    }
-                    continue
+                var tookInbox = false
+                if !waiting {
+                    try db.execute(sql: "DELETE FROM inbox WHERE user_id = ? AND message_id = ?", arguments: [user.rawValue, id])
+                    tookInbox = db.changesCount > 0
                 }
-                try db.execute(sql: "DELETE FROM inbox WHERE user_id = ? AND message_id = ?", arguments: [user.rawValue, id])
-                guard db.changesCount > 0 else { continue }
-                guard let row = try Row.fetchOne(db, sql: "\(Self.messageSelect) WHERE message.id = ?", arguments: [id]) else { continue }
+                guard tookInbox || tookDevice,
+                      let row = try Row.fetchOne(db, sql: "\(Self.messageSelect) WHERE message.id = ?", arguments: [id])
+                else { continue }
                 let message = Self.message(row)
                 delivered.append(message)
-                if message.retention == .untilDelivered {
+                if tookInbox, message.retention == .untilDelivered {
                     try db.execute(
                         sql: "DELETE FROM message WHERE id = ? AND NOT EXISTS (SELECT 1 FROM inbox WHERE message_id = ?)",
                         arguments: [id, id]

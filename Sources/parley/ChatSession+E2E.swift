@@ -101,10 +101,7 @@ extension ChatSession {
         let body: JSONValue = ["senderDevice": .string(e2e.device.deviceID), "copies": .array(copies)]
         var payload: JSONObject = ["to": .string(handle), "clientId": .string(clientID), "e2e": body]
         if let encryptedImage { payload["image"] = .binary(.init(bytes: encryptedImage)) }
-        if let answer = await command("dm:send", payload),
-           let id = answer["message"]?["id"]?.intValue {
-            Terminal.say(style.dim("sent 🔒 #\(id)"))
-        }
+        sayStored(await command("dm:send", payload), sealed: true)
     }
 
     /// The text of an encrypted message for this device, or a plain statement of why not; and

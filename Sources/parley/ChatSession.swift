@@ -124,8 +124,13 @@ final class ChatSession: Sendable {
         guard let answer = await command("message:send", ["room": .string(room), "text": .string(text), "clientId": .string(clientID)]) else {
             return false
         }
-        if let id = answer["message"]?["id"]?.intValue { Terminal.say(style.dim("sent #\(id)")) }
+        sayStored(answer)
         return true
+    }
+
+    /// Prints the id a send's answer gives its stored message (🔒 for an encrypted one).
+    func sayStored(_ answer: JSONValue?, sealed: Bool = false) {
+        if let id = answer?["message"]?["id"]?.intValue { Terminal.say(style.dim("sent \(sealed ? "🔒 " : "")#\(id)")) }
     }
 
     /// Handles one line of input. Returns `false` to quit.
@@ -232,15 +237,12 @@ final class ChatSession: Sendable {
         let image = JSONValue.binary(.init(bytes: data))
         let clientID = JSONValue.string(UUID().uuidString)
         guard let handle else {
-            if let id = await command("message:send", ["room": .string(room), "text": "", "image": image, "clientId": clientID])?["message"]?["id"]?.intValue {
-                Terminal.say(style.dim("sent #\(id)"))
-            }
-            return
+            return sayStored(await command("message:send", ["room": .string(room), "text": "", "image": image, "clientId": clientID]))
         }
         if let e2e = e2e.withLock({ $0 }) {
             await sendEncrypted("", image: (data, type), to: handle, e2e)
-        } else if let id = await command("dm:send", ["to": .string(handle), "text": "", "image": image, "clientId": clientID])?["message"]?["id"]?.intValue {
-            Terminal.say(style.dim("sent #\(id)"))
+        } else {
+            sayStored(await command("dm:send", ["to": .string(handle), "text": "", "image": image, "clientId": clientID]))
         }
     }
 

@@ -137,7 +137,7 @@ struct ChatStoreTests {
         let body = EncryptedBody(senderDevice: "ada-1", copies: [
             SealedCopy(device: "bob-1", ephemeralPublic: Data(count: 32), nonce: Data(count: 12), ciphertext: Data(count: 20)),
         ])
-        // Two in one batch, and one alone, so that both insert paths are crossed.
+        // Two submitted without waiting (one batch when the writer is busy) and one waited for.
         let messages = (0..<3).map { index in
             NewMessage(
                 conversation: .direct(ada.id, bob), sender: ada, text: "", clientID: "e-\(index)", sentAt: 1, retention: .untilDelivered,

@@ -284,10 +284,12 @@ window.addEventListener("focus", () => { const c = state.conversations.get(state
 function send(fields) {
   const conversation = state.conversations.get(state.active);
   if (!conversation) return;
-  if (conversation.kind === "dm" && E2E.device) {
-    sendEncrypted(conversation, fields);
-    return;
-  }
+  if (conversation.kind === "dm" && E2E.device) sendEncrypted(conversation, fields);
+  else sendPlain(conversation, fields);
+}
+
+/** Sends a message as it is (a room's, or a direct one without end-to-end encryption). */
+function sendPlain(conversation, fields) {
   const clientId = crypto.randomUUID();
   const event = conversation.kind === "room" ? "message:send" : "dm:send";
   const payload = {
@@ -611,10 +613,7 @@ async function sendEncrypted(conversation, fields) {
   if (!them.devices.length) {
     if (fields.image && !confirm(`${conversation.name} has no device keys yet: send this image without end-to-end encryption?`)) return;
     addNotice(conversation, `${conversation.name} has no device keys yet: sent without end-to-end encryption`);
-    const clientId = crypto.randomUUID();
-    const payload = { to: conversation.name, text: fields.text, clientId, ...(fields.image ? { image: fields.image } : {}) };
-    state.pending.set(clientId, { event: "dm:send", payload, conversation: conversation.key, text: fields.text || "[image]" });
-    state.socket.emit("dm:send", payload, (ack) => settle(clientId, ack));
+    sendPlain(conversation, fields);
     return;
   }
   const changed = changedDevices(them.user, them.devices);
