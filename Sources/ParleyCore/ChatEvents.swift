@@ -78,9 +78,17 @@ public protocol ChatEventSink: Sendable {
     func unsubscribe(_ connection: ConnectionID, from audience: Audience)
     /// Delivers `event` to every connection of `audience`, as `options` say.
     func publish(_ event: ChatEvent, to audience: Audience, options: PublishOptions)
+    /// Runs `work`, what follows a store's commit of a message (publishing it, answering its
+    /// sender), where this sink delivers best. A store completes its commits on a thread of its
+    /// own; the Socket.IO sink moves the work to an event loop, so that the store's thread only
+    /// writes. Work handed over from one thread runs in the order it was handed over. By default
+    /// it runs at once, on the calling thread.
+    func afterCommit(_ work: @escaping @Sendable () -> Void)
 }
 
 extension ChatEventSink {
+    public func afterCommit(_ work: @escaping @Sendable () -> Void) { work() }
+
     /// Delivers `event` to every connection of `audience`, reliably.
     public func publish(_ event: ChatEvent, to audience: Audience) {
         publish(event, to: audience, options: PublishOptions())

@@ -83,7 +83,7 @@ extension ChatService {
             encrypted: encrypted, inboxDevices: policy == .untilDelivered ? recipientDevices : []
         )
         await store.submitMessage(new, recipients: recipients) { [self] result in
-            completion(result.mapError(storageError))
+            sink.afterCommit { completion(result.mapError(self.storageError)) }
         }
     }
 

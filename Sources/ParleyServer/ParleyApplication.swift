@@ -90,9 +90,11 @@ public final class ParleyApplication: Service, Sendable {
             io = SocketIOServer(engine: engine, configuration: configuration.socketIO, logger: logger)
         }
         let dialects = DialectTable()
+        let ownGroup = configuration.threads == System.coreCount ? nil : MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.threads))
+        let group = ownGroup ?? MultiThreadedEventLoopGroup.singleton
+        let sink = SocketIOEventSink(namespace: io.sockets, dialects: dialects, committed: LoopInbox.of(group.next()))
         let chat = ChatService(
-            store: store, sink: SocketIOEventSink(namespace: io.sockets, dialects: dialects), replicator: bus, names: bus,
-            configuration: configuration.chat, logger: logger
+            store: store, sink: sink, replicator: bus, names: bus, configuration: configuration.chat, logger: logger
         )
         if let bus {
             // Presence is cluster-wide: each node keeps a copy of the others', asks for it now,
@@ -110,9 +112,8 @@ public final class ParleyApplication: Service, Sendable {
             engine: engine, io: io, metrics: metrics, accounts: AccountRoutes(service: chat), tutorial3: Tutorial3Routes(service: chat),
             bus: bus
         )
-        let ownGroup = configuration.threads == System.coreCount ? nil : MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.threads))
         self.ownGroup = ownGroup
-        self.http = EngineHTTPServer(engine: engine, group: ownGroup ?? MultiThreadedEventLoopGroup.singleton, fallback: routes.respond)
+        self.http = EngineHTTPServer(engine: engine, group: group, fallback: routes.respond)
         NativeChat.install(on: io.sockets, service: chat, dialects: dialects)
         Tutorial1Dialect.install(on: io.sockets, service: chat, dialects: dialects)
         Tutorial2Dialect.install(on: io.sockets, service: chat, dialects: dialects)

@@ -1,3 +1,5 @@
+import EngineIO
+import NIOCore
 import ParleyCore
 import SocketIO
 
@@ -8,6 +10,14 @@ import SocketIO
 struct SocketIOEventSink: ChatEventSink {
     let namespace: Namespace
     let dialects: DialectTable
+    /// Where the work after a store's commit runs: publishing a stored message on an event loop
+    /// leaves the store's thread to write, and makes the fan-out's writes to this loop's
+    /// connections local. One loop for all, so that messages are published in commit order.
+    let committed: LoopInbox
+
+    func afterCommit(_ work: @escaping @Sendable () -> Void) {
+        committed.submit(work)
+    }
 
     func subscribe(_ connection: ConnectionID, to audience: Audience) {
         namespace.adapter.addAll(connection.rawValue, rooms: [room(audience, for: connection)])

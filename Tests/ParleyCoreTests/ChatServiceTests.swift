@@ -1,4 +1,5 @@
 import ParleyCore
+import Synchronization
 import Testing
 
 @Suite("Identities")
@@ -122,6 +123,30 @@ struct RoomTests {
         for good in ["Café #1", " padded ", "a/b", "😀 room", String(repeating: "r", count: 100)] {
             #expect(try await service.join(good, as: guest, on: .c("1")).room.name == good)
         }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func whatFollowsACommitRunsWhereTheSinkSays(_ kind: StoreKind) async throws {
+        let (service, sink, _) = try await makeService(kind, defersCommits: true)
+        let ada = try service.guest(name: "ada")
+        _ = try await service.join("lobby", as: ada, on: .c("ada-1"))
+        sink.clear()
+        let answered = Mutex<StoredMessage?>(nil)
+        try await service.submit("hello", to: "lobby", clientID: nil, from: ada, on: .c("ada-1")) { result in
+            answered.withLock { $0 = try? result.get() }
+        }
+        // The store commits (on its own thread for SQLite and PostgreSQL); the publication and
+        // the answer wait for the sink to run them.
+        for _ in 0..<500 where sink.committed.withLock({ $0.isEmpty }) { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(sink.published.isEmpty)
+        #expect(answered.withLock { $0 } == nil)
+        #expect(sink.runCommitted() == 1)
+        guard case .message(let published)? = sink.published.first else {
+            Issue.record("no message published: \(sink.published)")
+            return
+        }
+        #expect(published.text == "hello")
+        #expect(answered.withLock { $0 } == published)
     }
 
     @Test func leavingAndDisconnectingAnnounceDepartureWhenTheLastConnectionGoes() async throws {

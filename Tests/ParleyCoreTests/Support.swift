@@ -80,6 +80,26 @@ final class RecordingSink: ChatEventSink {
 
     var published: [ChatEvent] { events.withLock { $0.map(\.0) } }
 
+    /// With `defersCommits`, what follows a commit waits in ``committed`` until
+    /// ``runCommitted()``, as it would for a sink that moves it to another thread.
+    let defersCommits: Bool
+    let committed = Mutex<[@Sendable () -> Void]>([])
+
+    init(defersCommits: Bool = false) { self.defersCommits = defersCommits }
+
+    func afterCommit(_ work: @escaping @Sendable () -> Void) {
+        guard defersCommits else { return work() }
+        committed.withLock { $0.append(work) }
+    }
+
+    /// Runs the work deferred so far, in order; returns how many there were.
+    @discardableResult
+    func runCommitted() -> Int {
+        let work = committed.withLock { work in defer { work.removeAll() }; return work }
+        for item in work { item() }
+        return work.count
+    }
+
     func clear() {
         events.withLock { $0.removeAll() }
         options.withLock { $0.removeAll() }
@@ -87,9 +107,9 @@ final class RecordingSink: ChatEventSink {
 }
 
 /// A service on a fresh store, with a cheap password hash and a fixed clock.
-func makeService(_ kind: StoreKind = .memory) async throws -> (ChatService, RecordingSink, any ChatStore) {
+func makeService(_ kind: StoreKind = .memory, defersCommits: Bool = false) async throws -> (ChatService, RecordingSink, any ChatStore) {
     let store = try await kind.make()
-    let sink = RecordingSink()
+    let sink = RecordingSink(defersCommits: defersCommits)
     var configuration = ChatConfiguration()
     configuration.passwordHasher = .forTesting
     let service = ChatService(store: store, sink: sink, configuration: configuration, clock: { 1_700_000_000_000 })

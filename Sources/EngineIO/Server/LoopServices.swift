@@ -24,7 +24,7 @@ final class PerLoop<Instance: AnyObject & Sendable>: Sendable {
 /// one message at a time from another thread (a store's commits, handler tasks) then cost the loop
 /// one task and at most one wake-up per batch instead of one per message; submissions from one
 /// thread run in their order.
-final class LoopInbox: Sendable {
+public final class LoopInbox: Sendable {
     private let loop: any EventLoop
     private let pending = Mutex<[@Sendable () -> Void]>([])
 
@@ -33,12 +33,12 @@ final class LoopInbox: Sendable {
     private static let registry = PerLoop<LoopInbox>()
 
     /// The inbox of `loop`.
-    static func of(_ loop: any EventLoop) -> LoopInbox {
+    public static func of(_ loop: any EventLoop) -> LoopInbox {
         registry.instance(for: loop) { LoopInbox(loop: $0) }
     }
 
     /// Runs `work` on the loop, after the work submitted before it.
-    func submit(_ work: @escaping @Sendable () -> Void) {
+    public func submit(_ work: @escaping @Sendable () -> Void) {
         let first = pending.withLock { pending in
             pending.append(work)
             return pending.count == 1
