@@ -141,7 +141,10 @@ let package = Package(
         ),
         .testTarget(name: "EngineIOTests", dependencies: ["EngineIO"]),
         .testTarget(name: "SocketIOTests", dependencies: ["SocketIO", "EngineIO"]),
-        .testTarget(name: "ParleyCoreTests", dependencies: ["ParleyCore", "ParleyStoreSQLite", "ParleyStorePostgres"]),
+        .testTarget(
+            name: "ParleyCoreTests",
+            dependencies: ["ParleyCore", "ParleyStoreSQLite", "ParleyStorePostgres", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
         .testTarget(
             name: "ParleyClusterTests",
             dependencies: ["ParleyCluster", "ParleyStorePostgres", "SocketIO", "EngineIO", .product(name: "Logging", package: "swift-log")]

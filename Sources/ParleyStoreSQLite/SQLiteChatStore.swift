@@ -29,9 +29,20 @@ public final class SQLiteChatStore: ChatStore {
 
     private static func writeQueue(_ database: any DatabaseWriter) -> MessageWriteQueue {
         MessageWriteQueue(label: "parley.sqlite.writes", writeBlocking: { batch in
-            try database.write { db in
-                let statements = try InsertStatements(db)
-                return try batch.map { try insert($0.message, recipients: $0.recipients, with: statements, in: db) }
+            try database.writeWithoutTransaction { db in
+                // BEGIN and COMMIT as cached statements: GRDB's `write` prepares both anew for
+                // each transaction, which when messages arrive one at a time (a transaction
+                // each) was a sixth of the writer's time.
+                try db.cachedStatement(sql: "BEGIN IMMEDIATE TRANSACTION").execute()
+                do {
+                    let statements = try InsertStatements(db)
+                    let inserted = try batch.map { try insert($0.message, recipients: $0.recipients, with: statements, in: db) }
+                    try db.cachedStatement(sql: "COMMIT TRANSACTION").execute()
+                    return inserted
+                } catch {
+                    try? db.rollback()
+                    throw error
+                }
             }
         })
     }

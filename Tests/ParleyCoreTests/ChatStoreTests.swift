@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import ParleyCore
 import ParleyStorePostgres
 import ParleyStoreSQLite
@@ -250,6 +251,42 @@ struct SQLiteStoreTests {
         #expect(try await reopened.appliedMigrations() == SQLiteChatStore.migrationNames)
         #expect(SQLiteChatStore.migrationNames.first == "2026-11-22-accounts-rooms-messages")
         #expect(SQLiteChatStore.migrationNames.count >= 3)
+    }
+
+    /// A batch of inserts that SQLite refuses part of is rolled back whole and retried one by
+    /// one: the refused message fails alone, the others are stored in order, and the writer's
+    /// connection is left outside any transaction for the next batch.
+    @Test func aRefusedInsertIsRolledBackAndFailsAlone() async throws {
+        let path = temporaryPath("refused.sqlite")
+        defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) } }
+        let store = try SQLiteChatStore(path: path)
+        try await DatabaseQueue(path: path).write { db in
+            try db.execute(sql: """
+                CREATE TRIGGER refuse_bad BEFORE INSERT ON message WHEN NEW.body = 'bad'
+                BEGIN SELECT RAISE(ABORT, 'refused'); END
+                """)
+        }
+        let sender = Identity(id: UserID(rawValue: "g_ada"), name: "ada", kind: .guest)
+        let texts = ["one", "two", "bad", "three", "four"]
+        let outcomes = Mutex<[(String, Bool)]>([])
+        let done = AsyncStream<Void>.makeStream()
+        for text in texts {
+            await store.submitMessage(
+                NewMessage(conversation: .room("r"), sender: sender, text: text, clientID: nil, sentAt: 1), recipients: []
+            ) { result in
+                let count = outcomes.withLock { outcomes in
+                    outcomes.append((text, (try? result.get()) != nil))
+                    return outcomes.count
+                }
+                if count == texts.count { done.continuation.finish() }
+            }
+        }
+        for await _ in done.stream {}
+        #expect(outcomes.withLock { $0.map(\.0) } == texts)
+        #expect(outcomes.withLock { $0.map(\.1) } == [true, true, false, true, true])
+        _ = try await store.insertMessage(NewMessage(conversation: .room("r"), sender: sender, text: "after", clientID: nil, sentAt: 2))
+        let stored = try await store.messages(in: .room("r"), before: nil, limit: 10).map(\.text)
+        #expect(stored == ["one", "two", "three", "four", "after"])
     }
 }
 
