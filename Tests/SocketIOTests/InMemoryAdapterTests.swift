@@ -152,11 +152,11 @@ struct InMemoryAdapterTests {
 struct SmallSetTests {
     @Test func behavesAsASetFromNoneToOneToManyAndBack() {
         var set = SmallSet()
-        #expect(set.isEmpty && set.count == 0 && !set.contains("a"))
+        #expect(set.isEmpty && set.count == 0 && !set.contains("a") && Array(set).isEmpty)
         #expect(set.insert("a") && !set.insert("a"))
         #expect(set.count == 1 && set.contains("a") && Array(set) == ["a"])
         #expect(set.insert("b") && set.insert("c") && !set.insert("b"))
-        #expect(set.count == 3 && set.set == ["a", "b", "c"] && Set(Array(set)) == ["a", "b", "c"])
+        #expect(set.count == 3 && set.set == ["a", "b", "c"] && Set(Array(set)) == ["a", "b", "c"] && Array(set).count == 3)
         #expect(set.remove("b") && !set.remove("b"))
         #expect(set.remove("a") && set.count == 1 && set.set == ["c"])
         #expect(!set.remove("x") && set.remove("c") && set.isEmpty && set.set.isEmpty)

@@ -80,11 +80,38 @@ struct SmallSet: Sequence, Equatable {
         }
     }
 
-    func makeIterator() -> Array<String>.Iterator {
+    /// Iterates without copying: the inline element as it is, a many-element set through its
+    /// own iterator.
+    struct Iterator: IteratorProtocol {
+        fileprivate enum State {
+            case done
+            case one(String)
+            case many(Set<String>.Iterator)
+        }
+
+        fileprivate var state: State
+
+        mutating func next() -> String? {
+            switch state {
+            case .done:
+                return nil
+            case .one(let only):
+                state = .done
+                return only
+            case .many(var iterator):
+                state = .done
+                guard let element = iterator.next() else { return nil }
+                state = .many(iterator)
+                return element
+            }
+        }
+    }
+
+    func makeIterator() -> Iterator {
         switch storage {
-        case .empty: [].makeIterator()
-        case .one(let only): [only].makeIterator()
-        case .many(let set): Array(set).makeIterator()
+        case .empty: Iterator(state: .done)
+        case .one(let only): Iterator(state: .one(only))
+        case .many(let set): Iterator(state: .many(set.makeIterator()))
         }
     }
 }
