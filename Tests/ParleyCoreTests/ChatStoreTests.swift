@@ -268,22 +268,9 @@ struct SQLiteStoreTests {
         }
         let sender = Identity(id: UserID(rawValue: "g_ada"), name: "ada", kind: .guest)
         let texts = ["one", "two", "bad", "three", "four"]
-        let outcomes = Mutex<[(String, Bool)]>([])
-        let done = AsyncStream<Void>.makeStream()
-        for text in texts {
-            await store.submitMessage(
-                NewMessage(conversation: .room("r"), sender: sender, text: text, clientID: nil, sentAt: 1), recipients: []
-            ) { result in
-                let count = outcomes.withLock { outcomes in
-                    outcomes.append((text, (try? result.get()) != nil))
-                    return outcomes.count
-                }
-                if count == texts.count { done.continuation.finish() }
-            }
-        }
-        for await _ in done.stream {}
-        #expect(outcomes.withLock { $0.map(\.0) } == texts)
-        #expect(outcomes.withLock { $0.map(\.1) } == [true, true, false, true, true])
+        let results = await submitAll(texts, from: sender) { await store.submitMessage($0, recipients: [], completion: $1) }
+        #expect(results.map(\.text) == texts)
+        #expect(results.map(\.stored) == [true, true, false, true, true])
         _ = try await store.insertMessage(NewMessage(conversation: .room("r"), sender: sender, text: "after", clientID: nil, sentAt: 2))
         let stored = try await store.messages(in: .room("r"), before: nil, limit: 10).map(\.text)
         #expect(stored == ["one", "two", "three", "four", "after"])

@@ -18,22 +18,9 @@ struct MessageWriteQueueTests {
         }
         let sender = Identity(id: UserID(rawValue: "a_ada"), name: "ada", kind: .account)
         let texts = ["one", "two", "bad", "three", "four"]
-        let outcomes = Mutex<[(String, Bool)]>([])
-        let done = AsyncStream<Void>.makeStream()
-        for text in texts {
-            await queue.submit(NewMessage(conversation: .room("r"), sender: sender, text: text, clientID: nil, sentAt: 1), recipients: []) {
-                result in
-                let count = outcomes.withLock { outcomes in
-                    outcomes.append((text, (try? result.get()) != nil))
-                    return outcomes.count
-                }
-                if count == texts.count { done.continuation.finish() }
-            }
-        }
-        for await _ in done.stream {}
-        let results = outcomes.withLock { $0 }
-        #expect(results.map(\.0) == texts)
-        #expect(results.map(\.1) == [true, true, false, true, true])
+        let results = await submitAll(texts, from: sender) { await queue.submit($0, recipients: [], completion: $1) }
+        #expect(results.map(\.text) == texts)
+        #expect(results.map(\.stored) == [true, true, false, true, true])
         // More than one insert shared a transaction (the group commit), and the batch holding
         // the bad message was retried one by one.
         let written = batches.withLock { $0 }

@@ -124,3 +124,25 @@ extension ConnectionID {
 func temporaryPath(_ name: String) -> String {
     FileManager.default.temporaryDirectory.appendingPathComponent("parley-\(UUID().uuidString)-\(name)").path
 }
+
+/// Submits one message per text, in order, from one sender to room "r" through `submit` (a write
+/// queue's or a store's), and waits for every completion; returns each text with whether it was
+/// stored, in the order the completions ran.
+func submitAll(
+    _ texts: [String], from sender: Identity,
+    through submit: (NewMessage, @escaping MessageCompletion) async -> Void
+) async -> [(text: String, stored: Bool)] {
+    let outcomes = Mutex<[(text: String, stored: Bool)]>([])
+    let done = AsyncStream<Void>.makeStream()
+    for text in texts {
+        await submit(NewMessage(conversation: .room("r"), sender: sender, text: text, clientID: nil, sentAt: 1)) { result in
+            let count = outcomes.withLock { outcomes in
+                outcomes.append((text, (try? result.get()) != nil))
+                return outcomes.count
+            }
+            if count == texts.count { done.continuation.finish() }
+        }
+    }
+    for await _ in done.stream {}
+    return outcomes.withLock { $0 }
+}
