@@ -25,17 +25,27 @@ def bin_dir() -> Path:
     return Path(out.strip())
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    """A free loopback port below the ephemeral range."""
+    """A free loopback port below the ephemeral range, never one handed out before in this
+    run: two calls made before a server binds (a test bed's two ports) must not agree."""
     for _ in range(200):
         port = random.randint(20000, 32000)
+        if port in _HANDED_OUT:
+            continue
         with socket.socket() as probe:
             try:
                 probe.bind(("127.0.0.1", port))
             except OSError:
                 continue
-            return port
+        _HANDED_OUT.add(port)
+        return port
     raise RuntimeError("no free port")
+
+
+STARTED: list["Server"] = []
 
 
 class Server:
@@ -47,6 +57,20 @@ class Server:
         self.engine_port = engine_port
         self.url = f"http://127.0.0.1:{port}"
         self.ws_url = f"ws://127.0.0.1:{port}"
+        self.stopping = False
+        STARTED.append(self)
+
+    def died(self) -> str | None:
+        """If the process ended without being stopped: its exit status and the end of its log."""
+        if self.stopping or self.process.poll() is None:
+            return None
+        self.stopping = True  # reported once
+        log = getattr(self, "log", None)
+        tail = ""
+        if log and os.path.exists(log):
+            with open(log, errors="replace") as f:
+                tail = "".join(f.readlines()[-40:])
+        return f"server on port {self.port} exited with {self.process.returncode}; log {log}:\n{tail}"
 
     def alive(self) -> bool:
         if self.process.poll() is not None:
@@ -57,6 +81,7 @@ class Server:
             return False
 
     def stop(self) -> int:
+        self.stopping = True
         if self.process.poll() is None:
             self.process.terminate()
             try:
@@ -92,10 +117,13 @@ def start_testbed(**options) -> Server:
     for name, value in options.items():
         args += ["--" + name.replace("_", "-"), str(value)]
     args += ["--log-level", os.environ.get("PARLEY_TEST_LOG_LEVEL", "info")]
-    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log_file("testbed"), text=True)
+    log = log_file("testbed")
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log, text=True)
+    server = Server(process, port, engine_port)
+    server.log = log.name
     wait_until_listening(port, process)
     wait_until_listening(engine_port, process)
-    return Server(process, port, engine_port)
+    return server
 
 
 def postgres_store() -> bool:
@@ -123,11 +151,25 @@ def start_parley(*flags: str, env: dict | None = None, database: str | None = No
         LOGS.mkdir(parents=True, exist_ok=True)
         database = str(LOGS.parent / f"parley-{port}-{random.randint(0, 999999)}.sqlite")
     args = [str(bin_dir() / "parley"), "serve", "--host", "127.0.0.1", "--port", str(port), "--database", database, *flags]
-    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log_file("parley"), text=True, env=env)
-    wait_until_listening(port, process)
+    log = log_file("parley")
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log, text=True, env=env)
     server = Server(process, port)
+    server.log = log.name
+    wait_until_listening(port, process)
     server.database = database
     return server
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed test's report names every server that ended without being stopped, with the
+    end of its log: a crash shows as itself, not as a client's "connection reset"."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed:
+        dead = [text for server in STARTED if (text := server.died())]
+        if dead:
+            report.sections.append(("servers that ended on their own", "\n".join(dead)))
 
 
 @pytest.fixture(scope="module")
