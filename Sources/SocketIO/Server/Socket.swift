@@ -241,6 +241,12 @@ public final class Socket: Sendable {
     // MARK: Incoming
 
     /// Runs `job` after every job queued before it; one drain task at a time, none while idle.
+    ///
+    /// The drain task starts on the calling thread (the connection's event loop) and stays
+    /// there until a job really suspends, e.g. on a database read. Most events (a message to
+    /// a room whose members are cached, a typing notice) never suspend, so they are handled
+    /// without a hop to the concurrency pool and back: at 5,000 deliveries/s that hop was a
+    /// fifth of the server's CPU.
     func enqueue(_ job: @escaping @Sendable () async -> Void) {
         let start = state.withLock { state -> Bool in
             state.inbox.append(job)
@@ -248,7 +254,7 @@ public final class Socket: Sendable {
             state.draining = true
             return true
         }
-        if start { Task { await self.drain() } }
+        if start { Task.immediate { await self.drain() } }
     }
 
     private func drain() async {
