@@ -3,6 +3,7 @@ server (python-socketio running the first tutorial's protocol), including one ma
 repeat deliveries."""
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -152,3 +153,24 @@ def test_bench_rejects_bad_options(parley):
         capture_output=True, text=True, timeout=30,
     )
     assert result.returncode != 0 and "--protocol" in result.stderr
+
+
+def test_floor_delivers_every_message_to_its_room_and_reports_its_cpu(tmp_path):
+    """benchmarks/floor.c, the do-nothing fan-out server benchmarks/run compares Parley with:
+    every message reaches each member of its room once, and its CPU is measured."""
+    compiler = shutil.which("cc") or shutil.which("clang")
+    assert compiler, "benchmarks/floor.c needs a C compiler (cc or the Swift toolchain's clang)"
+    binary = tmp_path / "floor"
+    subprocess.run([compiler, "-O2", "-o", str(binary), str(PEER.parents[1] / "floor.c")], check=True)
+    port = free_port()
+    result = subprocess.run([str(binary), "200", "1", str(port), "200", "50", "4", "80", "1", "0"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert 150 <= report["messages"] <= 200
+    assert report["deliveries"] == report["messages"] * 50
+    assert report["received"] == report["deliveries"]
+    assert report["cpuMicrosPerDelivery"] > 0
+    assert 0 <= report["kernelMicrosPerDelivery"] <= report["cpuMicrosPerDelivery"]
+    refused = subprocess.run([str(binary), "200", "1", str(free_port()), "100", "200"], capture_output=True, text=True, timeout=10)
+    assert refused.returncode == 2 and "ROOM_SIZE" in refused.stderr
