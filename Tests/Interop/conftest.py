@@ -51,8 +51,9 @@ STARTED: list["Server"] = []
 class Server:
     """A server process; `url` is its Socket.IO base URL."""
 
-    def __init__(self, process: subprocess.Popen, port: int, engine_port: int | None = None):
+    def __init__(self, process: subprocess.Popen, port: int, engine_port: int | None = None, log: str | None = None):
         self.process = process
+        self.log = log
         self.port = port
         self.engine_port = engine_port
         self.url = f"http://127.0.0.1:{port}"
@@ -65,12 +66,11 @@ class Server:
         if self.stopping or self.process.poll() is None:
             return None
         self.stopping = True  # reported once
-        log = getattr(self, "log", None)
         tail = ""
-        if log and os.path.exists(log):
-            with open(log, errors="replace") as f:
+        if self.log and os.path.exists(self.log):
+            with open(self.log, errors="replace") as f:
                 tail = "".join(f.readlines()[-40:])
-        return f"server on port {self.port} exited with {self.process.returncode}; log {log}:\n{tail}"
+        return f"server on port {self.port} exited with {self.process.returncode}; log {self.log}:\n{tail}"
 
     def alive(self) -> bool:
         if self.process.poll() is not None:
@@ -119,8 +119,7 @@ def start_testbed(**options) -> Server:
     args += ["--log-level", os.environ.get("PARLEY_TEST_LOG_LEVEL", "info")]
     log = log_file("testbed")
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log, text=True)
-    server = Server(process, port, engine_port)
-    server.log = log.name
+    server = Server(process, port, engine_port, log=log.name)
     wait_until_listening(port, process)
     wait_until_listening(engine_port, process)
     return server
@@ -153,8 +152,7 @@ def start_parley(*flags: str, env: dict | None = None, database: str | None = No
     args = [str(bin_dir() / "parley"), "serve", "--host", "127.0.0.1", "--port", str(port), "--database", database, *flags]
     log = log_file("parley")
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log, text=True, env=env)
-    server = Server(process, port)
-    server.log = log.name
+    server = Server(process, port, log=log.name)
     wait_until_listening(port, process)
     server.database = database
     return server
