@@ -272,3 +272,23 @@ def test_async_client(testbed, mode):
             await client.disconnect()
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("mode", ["websocket", "polling"])
+def test_handlers_start_on_the_event_loop_and_a_suspended_one_holds_up_only_its_socket(testbed, mode):
+    a, b = connect(testbed, TRANSPORTS[mode]), connect(testbed, TRANSPORTS[mode])
+    try:
+        # An event is handled on its connection's event loop, with no hop to a thread pool.
+        assert a.call("where", timeout=5) is True
+        # A handler that suspends frees the loop: other sockets are answered meanwhile...
+        rested = []
+        started = time.monotonic()
+        a.emit("nap", 1500, callback=lambda answer: rested.append((answer, time.monotonic() - started)))
+        assert b.call("echo", "quick", timeout=5) == "quick"
+        assert time.monotonic() - started < 1.0 and not rested
+        # ...while the napping socket's next event waits for its nap, in order.
+        assert a.call("echo", "after", timeout=5) == "after"
+        assert rested and rested[0][0] == "rested" and rested[0][1] >= 1.4
+    finally:
+        a.disconnect()
+        b.disconnect()

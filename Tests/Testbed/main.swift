@@ -140,6 +140,13 @@ io.sockets.onDisconnect { socket, reason in
     lastLeft.withLock { $0 = ["id": .string(socket.id), "reason": .string(reason.rawValue)] }
 }
 io.sockets.on("last-left") { _, _, ack in ack(lastLeft.withLock { $0 }) }
+// Where a handler starts: whether it runs on its connection's event loop.
+io.sockets.on("where") { socket, _, ack in ack(.bool(socket.engineSocket.eventLoop.inEventLoop)) }
+// A handler that suspends for the given milliseconds before it answers.
+io.sockets.on("nap") { _, args, ack in
+    try? await Task.sleep(for: .milliseconds(args.first?.intValue ?? 0))
+    ack("rested")
+}
 
 let admin = io.of("/admin")
 admin.use { socket in
