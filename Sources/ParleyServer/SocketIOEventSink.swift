@@ -1,5 +1,4 @@
 import EngineIO
-import NIOCore
 import ParleyCore
 import SocketIO
 

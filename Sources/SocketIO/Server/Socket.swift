@@ -245,8 +245,8 @@ public final class Socket: Sendable {
     /// The drain task starts on the calling thread (the connection's event loop) and stays
     /// there until a job really suspends, e.g. on a database read. Most events (a message to
     /// a room whose members are cached, a typing notice) never suspend, so they are handled
-    /// without a hop to the concurrency pool and back: at 5,000 deliveries/s that hop was a
-    /// fifth of the server's CPU.
+    /// without a hop to the concurrency pool and back (about 5% of the server's CPU at 5,000
+    /// deliveries/s, benchmarks/README.md).
     func enqueue(_ job: @escaping @Sendable () async -> Void) {
         let start = state.withLock { state -> Bool in
             state.inbox.append(job)
