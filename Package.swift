@@ -124,6 +124,7 @@ let package = Package(
             dependencies: [
                 "ParleyServer",
                 "ParleyCore",
+                "ParleyStoreSQLite",
                 "ParleyE2E",
                 "SocketIOClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -48,7 +48,10 @@ public func buildApplication(
     } else if configuration.database == ":memory:" {
         store = try SQLiteChatStore()
     } else {
-        store = try SQLiteChatStore(path: configuration.database)
+        let sqlite = try SQLiteChatStore(path: configuration.database, sync: configuration.sqliteSync)
+        store = sqlite
+        let sync = try await sqlite.sync()
+        logger.info("store: SQLite \(configuration.database); commits synced: \(sync?.rawValue ?? "never")")
     }
     let closeAll: @Sendable () async -> Void = { [closers] in
         for close in closers { await close() }

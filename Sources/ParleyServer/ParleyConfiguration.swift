@@ -3,6 +3,7 @@ import Foundation
 import NIOCore
 import Logging
 import ParleyCore
+import ParleyStoreSQLite
 import SocketIO
 
 /// Everything `parley serve` can be told, with the documented defaults.
@@ -27,6 +28,11 @@ public struct ParleyConfiguration: Sendable {
     /// (`postgres://user:password@host:5432/database`, migrated on start), which several nodes
     /// may share. Default `parley.sqlite` in the working directory.
     public var database = "parley.sqlite"
+
+    /// When a SQLite database's commits are on disk: `full` (the default) syncs each commit, so
+    /// that an acknowledged message survives a power loss; `normal` leaves that to checkpoints
+    /// and survives only a crash of the server process.
+    public var sqliteSync: SQLiteChatStore.Sync = .full
 
     /// Whether `database` names a PostgreSQL database rather than a SQLite file.
     public static func isPostgresURL(_ database: String) -> Bool {

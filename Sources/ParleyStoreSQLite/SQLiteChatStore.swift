@@ -11,12 +11,37 @@ public final class SQLiteChatStore: ChatStore {
     private let database: any DatabaseWriter
     private let inserts: MessageWriteQueue
 
-    /// Opens (creating and migrating if needed) the database at `path`.
-    public init(path: String) throws {
+    /// When a commit is on disk: SQLite's `synchronous` setting of the connection that writes.
+    public enum Sync: String, Sendable, CaseIterable {
+        /// Each commit syncs the write-ahead log before the messages in it are acknowledged, so
+        /// that a message acknowledged as stored survives a power loss or a crash of the
+        /// machine. Messages that arrive while one commit syncs share the next one.
+        case full
+        /// Commits reach the operating system, which writes them out in its own time; the log
+        /// is synced only at checkpoints. A message acknowledged as stored survives a crash of
+        /// Parley, but a power loss or a crash of the machine may lose the last ones.
+        case normal
+
+        var pragma: Int { self == .full ? 2 : 1 }
+    }
+
+    /// Opens (creating and migrating if needed) the database at `path`; `sync` says when a
+    /// commit is on disk (default ``Sync/full``).
+    public init(path: String, sync: Sync = .full) throws {
         let database = try DatabasePool(path: path, configuration: Self.configuration)
         try Self.migrator.migrate(database)
+        // After opening: GRDB sets `synchronous = NORMAL` on the writer when it turns WAL on.
+        try database.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = \(sync.pragma)") }
         self.database = database
         self.inserts = Self.writeQueue(database)
+    }
+
+    /// When the writing connection's commits are on disk, as SQLite reports it (`nil` for an
+    /// in-memory database, where they never are).
+    public func sync() async throws -> Sync? {
+        guard database is DatabasePool else { return nil }
+        let level = try await database.writeWithoutTransaction { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") }
+        return Sync.allCases.first { $0.pragma == level }
     }
 
     /// A private in-memory database, for tests.

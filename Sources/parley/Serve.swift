@@ -6,6 +6,7 @@ import Metrics
 import NIOCore
 import ParleyCore
 import ParleyServer
+import ParleyStoreSQLite
 import Prometheus
 import ServiceLifecycle
 import SocketIO
@@ -61,6 +62,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "A SQLite database file (:memory: keeps nothing) or a PostgreSQL URL (postgres://user:password@host:5432/db?sslmode=disable), created or migrated on start. Default: $DATABASE_URL if set, else parley.sqlite.")
     var database: String?
 
+    @Option(help: "When a SQLite database's commits are on disk: full (each commit is synced, so an acknowledged message survives a power loss) or normal (synced at checkpoints: survives a crash of parley, not of the machine; faster).")
+    var sqliteSync = "full"
+
     @Option(help: "How long conversations that chose no policy keep messages: keep (history), until-delivered (deleted once every recipient has them), none (relayed, never stored).")
     var retention = "keep"
 
@@ -90,6 +94,7 @@ struct Serve: AsyncParsableCommand {
         guard RetentionPolicy(rawValue: retention) != nil else {
             throw ValidationError("--retention is keep, until-delivered or none")
         }
+        guard SQLiteChatStore.Sync(rawValue: sqliteSync) != nil else { throw ValidationError("--sqlite-sync is full or normal") }
         guard undeliveredMaxAge > 0 else { throw ValidationError("--undelivered-max-age must be positive") }
         guard tutorial4HistoryCap > 0 else { throw ValidationError("--tutorial4-history-cap must be positive") }
         if let cookie, cookie.isEmpty || !cookie.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "_-.".contains($0)) }) {
@@ -124,6 +129,7 @@ struct Serve: AsyncParsableCommand {
         configuration.socketIO.connectionStateRecovery =
             recoveryWindow == 0 ? nil : ConnectionStateRecovery(maxDisconnectionDuration: .seconds(Int64(recoveryWindow)))
         configuration.database = database ?? ProcessInfo.processInfo.environment["DATABASE_URL"].flatMap { $0.isEmpty ? nil : $0 } ?? "parley.sqlite"
+        configuration.sqliteSync = SQLiteChatStore.Sync(rawValue: sqliteSync) ?? .full
         configuration.tutorial4HistoryCap = tutorial4HistoryCap
         configuration.chat.defaultRetention = RetentionPolicy(rawValue: retention) ?? .keep
         configuration.chat.undeliveredMaxAge = Int64(undeliveredMaxAge) * 1000

@@ -155,21 +155,41 @@ def test_database_url_is_the_default_store_and_bad_postgres_urls_fail_clearly(tm
     finally:
         assert server.stop() == 0
 
-    malformed = subprocess.run([str(bin_dir() / "parley"), "serve", "--port", str(free_port()), "--database", "postgres:///chat"],
-                               capture_output=True, text=True, timeout=30)
-    assert malformed.returncode != 0
-    assert "postgres://user:password@host:5432/database" in malformed.stderr
+    assert "postgres://user:password@host:5432/database" in refused_serve("--database", "postgres:///chat")
 
     closed = free_port()  # nothing listens there
     started = time.time()
-    unreachable = subprocess.run(
-        [str(bin_dir() / "parley"), "serve", "--port", str(free_port()), "--database",
-         f"postgres://parley@127.0.0.1:{closed}/chat?sslmode=disable"],
-        capture_output=True, text=True, timeout=60)
-    assert unreachable.returncode != 0
-    assert f"Could not reach PostgreSQL at 127.0.0.1:{closed}" in unreachable.stderr
-    assert "Connection refused" in unreachable.stderr
+    unreachable = refused_serve("--database", f"postgres://parley@127.0.0.1:{closed}/chat?sslmode=disable")
+    assert f"Could not reach PostgreSQL at 127.0.0.1:{closed}" in unreachable
+    assert "Connection refused" in unreachable
     assert time.time() - started < 40
+
+
+def refused_serve(*flags: str) -> str:
+    """`parley serve` with flags that stop it before it listens: asserts that it fails, and
+    returns what it wrote to stderr."""
+    import subprocess
+
+    from conftest import bin_dir, free_port
+
+    result = subprocess.run([str(bin_dir() / "parley"), "serve", "--port", str(free_port()), *flags],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    return result.stderr
+
+
+def test_sqlite_commits_are_synced_unless_normal_is_asked(tmp_path):
+    """`parley serve` on a SQLite file syncs each commit by default and says so on start;
+    `--sqlite-sync normal` is taken, anything else refused with what the option takes."""
+    for flags, said in (((), "commits synced: full"), (("--sqlite-sync", "normal"), "commits synced: normal")):
+        server = start_parley(*flags, database=str(tmp_path / f"sync-{len(flags)}.sqlite"))
+        try:
+            with open(server.log, errors="replace") as log:
+                assert said in log.read()
+        finally:
+            assert server.stop() == 0
+
+    assert "--sqlite-sync is full or normal" in refused_serve("--sqlite-sync", "sometimes")
 
 
 def test_the_deployment_guide_lists_every_option_of_serve():

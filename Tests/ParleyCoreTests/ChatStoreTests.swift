@@ -253,6 +253,21 @@ struct SQLiteStoreTests {
         #expect(SQLiteChatStore.migrationNames.count >= 3)
     }
 
+    /// The writing connection syncs each commit unless told otherwise: GRDB turns WAL on with
+    /// `synchronous = NORMAL`, which the store must override after opening.
+    @Test func commitsAreSyncedUnlessNormalIsAsked() async throws {
+        for (sync, expected) in [(nil, SQLiteChatStore.Sync.full), (.full, .full), (.normal, .normal)] as [(SQLiteChatStore.Sync?, SQLiteChatStore.Sync)] {
+            let path = temporaryPath("sync.sqlite")
+            defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) } }
+            let store = try sync.map { try SQLiteChatStore(path: path, sync: $0) } ?? SQLiteChatStore(path: path)
+            #expect(try await store.sync() == expected)
+            // Still what the writer uses once it has written messages.
+            _ = try await store.insertMessage(NewMessage(conversation: .room("r"), sender: .init(id: UserID(rawValue: "g_a"), name: "a", kind: .guest), text: "x", clientID: nil, sentAt: 1))
+            #expect(try await store.sync() == expected)
+        }
+        #expect(try await SQLiteChatStore().sync() == nil)
+    }
+
     /// A batch of inserts that SQLite refuses part of is rolled back whole and retried one by
     /// one: the refused message fails alone, the others are stored in order, and the writer's
     /// connection is left outside any transaction for the next batch.
