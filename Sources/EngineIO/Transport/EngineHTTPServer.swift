@@ -41,6 +41,11 @@ public final class EngineHTTPServer: Sendable {
         listener.withLock { $0?.localAddress?.port }
     }
 
+    /// When a connection's channel turns unwritable (more than `high` bytes waiting for the
+    /// socket) and writable again (fewer than `low`): NIO's defaults, set here so that
+    /// ``EngineSocket`` may rely on them.
+    static let writeBufferWaterMark = ChannelOptions.Types.WriteBufferWaterMark(low: 32 * 1024, high: 64 * 1024)
+
     /// Starts listening on `host`:`port`.
     public func start(host: String, port: Int) async throws {
         let engine = self.engine
@@ -57,6 +62,7 @@ public final class EngineHTTPServer: Sendable {
             // server are quiet (a pong every 25 s), so it starts at 128 bytes, not 2 KiB; the
             // allocator grows it for the connections that send more.
             .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 128, maximum: 65536))
+            .childChannelOption(.writeBufferWaterMark, value: Self.writeBufferWaterMark)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try Self.configure(channel, engine: engine, fallback: fallback, maxBody: maxBody, maxFrame: maxFrame)
