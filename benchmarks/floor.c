@@ -12,7 +12,10 @@
  *   RATE is messages per second in total; each message goes to every member of its sender's room,
  *   the sender included, as the first tutorial's server does. Defaults: 1000 clients in rooms of 50, 20
  *   senders, 80-byte messages, server on CPU 1, generator on CPU 0.
- * Prints one JSON object: deliveries sent and received, and the server's CPU per delivery.
+ * Each message starts with its send time (8 bytes), so the generator also measures every delivery's
+ * latency: the least any server can show here, since this one does no work of its own.
+ * Prints one JSON object: deliveries sent and received, the server's CPU per delivery, and the
+ * deliveries' latency (p50, p99, max, in ms).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -54,24 +57,40 @@ static int connected_socket(const struct sockaddr_in *address) {
     return fd;
 }
 
-/* Client i is in room i / room_size; sender s is the first client of room s. */
+static int by_value(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Client i is in room i / room_size; sender s is the first client of room s. Each message starts
+ * with its send time; every delivery's latency is its receipt time minus that. */
 static void generate(const struct sockaddr_in *address, int clients, int senders, int bytes, double rate,
                      double duration, int pipe_out) {
-    int *fds = calloc(clients, sizeof *fds);
-    for (int i = 0; i < clients; i++) fds[i] = connected_socket(address);
+    int *fds = calloc(clients, sizeof *fds), max_fd = 0;
+    for (int i = 0; i < clients; i++) {
+        fds[i] = connected_socket(address);
+        if (fds[i] > max_fd) max_fd = fds[i];
+    }
     int ep = epoll_create1(0);
     for (int i = 0; i < clients; i++) {
         struct epoll_event event = {.events = EPOLLIN, .data.fd = fds[i]};
         epoll_ctl(ep, EPOLL_CTL_ADD, fds[i], &event);
     }
+    /* Where each socket is in the message it is receiving, and that message's send time so far. */
+    int *offset = calloc(max_fd + 1, sizeof *offset);
+    double *stamp = calloc(max_fd + 1, sizeof *stamp);
+    long capacity = (long)(rate * (duration + 1) + 2) * (clients / senders), latencies = 0;
+    double *latency = malloc(capacity * sizeof *latency);
     char *message = malloc(bytes), buffer[65536];
     memset(message, 'm', bytes);
     sleep(1); /* let the server finish accepting */
-    long sent = 0, received_bytes = 0;
+    long sent = 0, received = 0;
     double start = now(), next = start;
     int sender = 0;
     while (now() - start < duration + 1.0) {
         if (now() >= next && now() - start < duration) {
+            double sent_at = now();
+            memcpy(message, &sent_at, sizeof sent_at);
             if (write(fds[sender * (clients / senders)], message, bytes) == bytes) sent++;
             sender = (sender + 1) % senders;
             next += 1.0 / rate;
@@ -80,11 +99,25 @@ static void generate(const struct sockaddr_in *address, int clients, int senders
         struct epoll_event events[256];
         int ready = epoll_wait(ep, events, 256, wait < 0 ? 0 : wait);
         for (int i = 0; i < ready; i++) {
-            ssize_t n = read(events[i].data.fd, buffer, sizeof buffer);
-            if (n > 0) received_bytes += n;
+            int fd = events[i].data.fd;
+            ssize_t n = read(fd, buffer, sizeof buffer);
+            double arrived = now();
+            for (ssize_t k = 0; k < n; k++) {
+                if (offset[fd] < (int)sizeof(double)) ((char *)&stamp[fd])[offset[fd]] = buffer[k];
+                if (++offset[fd] < bytes) continue;
+                offset[fd] = 0;
+                received++;
+                if (latencies < capacity) latency[latencies++] = arrived - stamp[fd];
+            }
         }
     }
-    long counts[2] = {sent, received_bytes / bytes};
+    qsort(latency, latencies, sizeof *latency, by_value);
+    long counts[5] = {sent, received, 0, 0, 0};
+    if (latencies > 0) {
+        counts[2] = (long)(latency[latencies / 2] * 1e6);
+        counts[3] = (long)(latency[(long)(latencies * 0.99)] * 1e6);
+        counts[4] = (long)(latency[latencies - 1] * 1e6);
+    }
     if (write(pipe_out, counts, sizeof counts) != sizeof counts) exit(1);
     exit(0);
 }
@@ -100,8 +133,8 @@ int main(int argc, char **argv) {
     int senders = argc > 6 ? atoi(argv[6]) : 20, bytes = argc > 7 ? atoi(argv[7]) : 80;
     int server_cpu = argc > 8 ? atoi(argv[8]) : 1, generator_cpu = argc > 9 ? atoi(argv[9]) : 0;
     if (rate <= 0 || duration <= 0 || clients < room_size || room_size < 2 || senders < 1 ||
-        senders > clients / room_size || bytes < 1 || bytes > 4096) {
-        fprintf(stderr, "floor: needs RATE > 0, SECONDS > 0, 2 <= ROOM_SIZE <= CLIENTS, 1 <= SENDERS <= rooms, 1 <= BYTES <= 4096\n");
+        senders > clients / room_size || bytes < 8 || bytes > 4096) {
+        fprintf(stderr, "floor: needs RATE > 0, SECONDS > 0, 2 <= ROOM_SIZE <= CLIENTS, 1 <= SENDERS <= rooms, 8 <= BYTES <= 4096\n");
         return 2;
     }
     struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons(port)};
@@ -160,14 +193,14 @@ int main(int argc, char **argv) {
         }
     }
     getrusage(RUSAGE_SELF, &after);
-    long counts[2] = {0, 0};
+    long counts[5] = {0, 0, 0, 0, 0};
     if (read(counts_pipe[0], counts, sizeof counts) != sizeof counts) return 1;
     waitpid(child, NULL, 0);
     double user = seconds(after.ru_utime) - seconds(before.ru_utime);
     double system = seconds(after.ru_stime) - seconds(before.ru_stime);
     printf("{\"messages\": %ld, \"deliveries\": %ld, \"received\": %ld, \"cpuMicrosPerDelivery\": %.2f, "
-           "\"kernelMicrosPerDelivery\": %.2f}\n",
+           "\"kernelMicrosPerDelivery\": %.2f, \"latencyMs\": {\"p50\": %.3f, \"p99\": %.3f, \"max\": %.3f}}\n",
            counts[0], deliveries, counts[1], deliveries ? (user + system) / deliveries * 1e6 : 0.0,
-           deliveries ? system / deliveries * 1e6 : 0.0);
+           deliveries ? system / deliveries * 1e6 : 0.0, counts[2] / 1e3, counts[3] / 1e3, counts[4] / 1e3);
     return 0;
 }

@@ -157,7 +157,7 @@ def test_bench_rejects_bad_options(parley):
 
 def test_floor_delivers_every_message_to_its_room_and_reports_its_cpu(tmp_path):
     """benchmarks/floor.c, the do-nothing fan-out server benchmarks/run compares Parley with:
-    every message reaches each member of its room once, and its CPU is measured."""
+    every message reaches each member of its room once, and its CPU and latency are measured."""
     compiler = shutil.which("cc") or shutil.which("clang")
     assert compiler, "benchmarks/floor.c needs a C compiler (cc or the Swift toolchain's clang)"
     binary = tmp_path / "floor"
@@ -172,5 +172,12 @@ def test_floor_delivers_every_message_to_its_room_and_reports_its_cpu(tmp_path):
     assert report["received"] == report["deliveries"]
     assert report["cpuMicrosPerDelivery"] > 0
     assert 0 <= report["kernelMicrosPerDelivery"] <= report["cpuMicrosPerDelivery"]
+    # Each delivery's latency comes from the send time the message carries: on loopback, some
+    # microseconds to milliseconds; a stamp read from the wrong bytes would give nonsense.
+    latency = report["latencyMs"]
+    assert 0 < latency["p50"] <= latency["p99"] <= latency["max"] < 1000
     refused = subprocess.run([str(binary), "200", "1", str(free_port()), "100", "200"], capture_output=True, text=True, timeout=10)
     assert refused.returncode == 2 and "ROOM_SIZE" in refused.stderr
+    # A message too short for its send time is refused too.
+    refused = subprocess.run([str(binary), "200", "1", str(free_port()), "200", "50", "4", "4"], capture_output=True, text=True, timeout=10)
+    assert refused.returncode == 2 and "BYTES" in refused.stderr
