@@ -144,10 +144,34 @@ public final class ParleyApplication: Service, Sendable {
         try await start()
         await withDiscardingTaskGroup { group in
             group.addTask { await self.sweepUndelivered() }
+            group.addTask { await self.returnMemoryAfterDepartures() }
             try? await gracefulShutdown()
             group.cancelAll()
         }
         await shutdown()
+    }
+
+    /// Hands freed memory back to the operating system once many clients have left (see
+    /// ``MemoryReturnPolicy``), checking the session count every ping interval plus ping
+    /// timeout, until cancelled.
+    private func returnMemoryAfterDepartures() async {
+        var policy = MemoryReturnPolicy(threshold: configuration.memoryReturnThreshold)
+        let interval = configuration.engine.pingInterval + configuration.engine.pingTimeout
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .nanoseconds(max(interval.nanoseconds, 100_000_000)))
+            guard policy.observe(sessions: engine.sessionCount) else { continue }
+            let before = ProcessMemory.residentBytes()
+            let clock = ContinuousClock()
+            let started = clock.now
+            let returned = ProcessMemory.returnFreeMemory()
+            let took = clock.now - started
+            guard returned, let before, let after = ProcessMemory.residentBytes() else { continue }
+            logger.info("returned memory to the system after clients left", metadata: [
+                "sessions": "\(engine.sessionCount)",
+                "resident": "\(before / 1_048_576) MB → \(after / 1_048_576) MB",
+                "took": "\(Int((took / .milliseconds(1)).rounded())) ms",
+            ])
+        }
     }
 
     /// Deletes `until-delivered` messages past their maximum age, every sweep interval, until

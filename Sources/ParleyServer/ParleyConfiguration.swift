@@ -45,6 +45,11 @@ public struct ParleyConfiguration: Sendable {
     public var tutorial4HistoryCap = 1000
     /// How often `until-delivered` messages past their maximum age are deleted. Default 60 s.
     public var sweepInterval: Duration = .seconds(60)
+    /// How many sessions must close, counted from the busiest moment, before the server hands
+    /// the memory they used back to the operating system (glibc keeps freed memory for reuse
+    /// otherwise). It does so a ping interval and a ping timeout after it sees the drop, when
+    /// the closed sessions have been freed. Default 1000.
+    public var memoryReturnThreshold = 1000
     /// Network threads (event loops). Default: one per CPU this process may run on, so that a
     /// server pinned to one core (`taskset -c 1`) does not switch between two loops.
     public var threads = ParleyConfiguration.usableCPUs()
