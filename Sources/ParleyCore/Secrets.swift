@@ -4,12 +4,24 @@ import Foundation
 
 /// Random tokens, and the one-way hash under which the store keeps them.
 public enum Token {
-    /// `bytes` random bytes as URL-safe base64 without padding.
+    /// `bytes` random bytes as URL-safe base64 without padding. The bytes come eight at a
+    /// time from the system's secure generator (a system call each), not one by one: a guest
+    /// id is made for every connection.
     public static func random(bytes: Int = 32) -> String {
         var generator = SystemRandomNumberGenerator()
-        let data = Data((0..<bytes).map { _ in UInt8.random(in: .min ... .max, using: &generator) })
-        return data.base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
+        var data = Data(capacity: bytes + 7)
+        while data.count < bytes {
+            withUnsafeBytes(of: generator.next()) { data.append(contentsOf: $0) }
+        }
+        let base64 = data.prefix(bytes).base64EncodedString().utf8.compactMap { byte -> UInt8? in
+            switch byte {
+            case UInt8(ascii: "+"): UInt8(ascii: "-")
+            case UInt8(ascii: "/"): UInt8(ascii: "_")
+            case UInt8(ascii: "="): nil
+            default: byte
+            }
+        }
+        return String(decoding: base64, as: UTF8.self)
     }
 
     /// The SHA-256 of a token, hex: what the store keeps, so that a leaked database does not

@@ -67,6 +67,11 @@ struct EngineRequestTests {
         let (path, query) = URIComponents.split("/socket.io/?EIO=4&transport=polling&t=N%2Fx+y&flag")
         #expect(path == "/socket.io/")
         #expect(query == ["EIO": "4", "transport": "polling", "t": "N/x y", "flag": ""])
+        // No query; a value holding `=`; empty pairs; an encoded `&`; text beyond ASCII.
+        #expect(URIComponents.split("/only/path") == ("/only/path", [:]))
+        let (other, fields) = URIComponents.split("/caf%C3%A9/ü?k=v=w&&=x&a%26b=%E2%9C%93&ü=ö")
+        #expect(other == "/café/ü")
+        #expect(fields == ["k": "v=w", "": "x", "a&b": "✓", "ü": "ö"])
     }
 
     @Test func openPacketAdvertisesOptions() {

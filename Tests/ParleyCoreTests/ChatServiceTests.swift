@@ -49,6 +49,21 @@ struct IdentityTests {
         }
     }
 
+    @Test func tokensAreURLSafeBase64OfFreshRandomBytes() {
+        let alphabet = Set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+        // 4 characters per 3 bytes, without padding: 9 → 12, 12 → 16, 32 → 43, 1 → 2.
+        for (bytes, characters) in [(9, 12), (12, 16), (32, 43), (1, 2)] {
+            let token = Token.random(bytes: bytes)
+            #expect(token.count == characters)
+            #expect(token.allSatisfy(alphabet.contains))
+        }
+        // A thousand tokens of 9 bytes (72 bits): no two alike, and every character of the
+        // alphabet turns up, `-` and `_` included, where plain base64 would have `+` and `/`.
+        let tokens = (0..<1000).map { _ in Token.random(bytes: 9) }
+        #expect(Set(tokens).count == 1000)
+        #expect(Set(tokens.joined()) == alphabet)
+    }
+
     @Test func passwordsAreStoredOnlyAsSaltedHashes() async throws {
         let (service, _, store) = try await makeService()
         _ = try await service.register(handle: "ada", password: "same password")

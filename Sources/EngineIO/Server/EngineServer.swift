@@ -79,11 +79,13 @@ public final class EngineServer: Sendable {
         eventLoop: any EventLoop,
         deliverOpen: (EngineSocket, EnginePacket) -> Void
     ) -> EngineSocket {
-        let version = EngineRequestKind.version(of: handshake.query) ?? .v4
+        let query = handshake.query
+        let version = EngineRequestKind.version(of: query) ?? .v4
         let session = EngineSocket(
             id: SessionID.make(),
             transport: transport,
             protocolVersion: version,
+            base64Only: query["b64"].map { $0 == "1" || $0 == "true" } ?? false,
             handshake: handshake,
             eventLoop: eventLoop,
             server: self

@@ -84,6 +84,7 @@ public final class EngineSocket: Sendable {
         id: String,
         transport: EngineTransport,
         protocolVersion: EngineProtocolVersion,
+        base64Only: Bool,
         handshake: EngineHandshakeRequest,
         eventLoop: any EventLoop,
         server: EngineServer
@@ -92,7 +93,7 @@ public final class EngineSocket: Sendable {
         self.handshake = handshake
         self.eventLoop = eventLoop
         self.protocolVersion = protocolVersion
-        self.base64Only = handshake.query["b64"].map { $0 == "1" || $0 == "true" } ?? false
+        self.base64Only = base64Only
         self.server = server
         let configuration = server.configuration
         self.state = Mutex(

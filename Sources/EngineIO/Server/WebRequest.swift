@@ -46,16 +46,19 @@ public struct WebResponse: Sendable {
 
 /// Splitting and decoding of request URIs.
 enum URIComponents {
-    /// The percent-decoded path and query parameters of `uri`.
+    /// The percent-decoded path and query parameters of `uri`. The URI is split on its bytes
+    /// (`?`, `&`, `=` are ASCII), not on its characters: splitting a `String` by `Character`
+    /// runs grapheme breaking over every byte, and this runs for every request and connection.
     static func split(_ uri: String) -> (path: String, query: [String: String]) {
-        let parts = uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
-        let path = percentDecode(parts.first.map(String.init) ?? "/", plusIsSpace: false)
+        let bytes = uri.utf8
+        let mark = bytes.firstIndex(of: UInt8(ascii: "?"))
+        let path = percentDecode(String(Substring(bytes[..<(mark ?? bytes.endIndex)])), plusIsSpace: false)
         var query: [String: String] = [:]
-        if parts.count == 2 {
-            for pair in parts[1].split(separator: "&") {
-                let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-                let key = percentDecode(String(kv[0]), plusIsSpace: true)
-                query[key] = kv.count == 2 ? percentDecode(String(kv[1]), plusIsSpace: true) : ""
+        if let mark {
+            for pair in bytes[bytes.index(after: mark)...].split(separator: UInt8(ascii: "&")) {
+                let equals = pair.firstIndex(of: UInt8(ascii: "="))
+                let key = percentDecode(String(Substring(pair[..<(equals ?? pair.endIndex)])), plusIsSpace: true)
+                query[key] = equals.map { percentDecode(String(Substring(pair[pair.index(after: $0)...])), plusIsSpace: true) } ?? ""
             }
         }
         return (path, query)
