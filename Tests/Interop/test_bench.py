@@ -189,13 +189,19 @@ def test_bench_rejects_bad_options(parley):
     assert result.returncode != 0 and "--protocol" in result.stderr
 
 
+def compile_c(name, tmp_path):
+    """benchmarks/NAME.c, compiled into tmp_path."""
+    compiler = shutil.which("cc") or shutil.which("clang")
+    assert compiler, f"benchmarks/{name}.c needs a C compiler (cc or the Swift toolchain's clang)"
+    binary = tmp_path / name
+    subprocess.run([compiler, "-O2", "-Wall", "-Werror", "-o", str(binary), str(PEER.parents[1] / f"{name}.c")], check=True)
+    return binary
+
+
 def test_floor_delivers_every_message_to_its_room_and_reports_its_cpu(tmp_path):
     """benchmarks/floor.c, the do-nothing fan-out server benchmarks/run compares Parley with:
     every message reaches each member of its room once, and its CPU and latency are measured."""
-    compiler = shutil.which("cc") or shutil.which("clang")
-    assert compiler, "benchmarks/floor.c needs a C compiler (cc or the Swift toolchain's clang)"
-    binary = tmp_path / "floor"
-    subprocess.run([compiler, "-O2", "-o", str(binary), str(PEER.parents[1] / "floor.c")], check=True)
+    binary = compile_c("floor", tmp_path)
     port = free_port()
     result = subprocess.run([str(binary), "200", "1", str(port), "200", "50", "4", "80", "1", "0"],
                             capture_output=True, text=True, timeout=60)
@@ -215,3 +221,51 @@ def test_floor_delivers_every_message_to_its_room_and_reports_its_cpu(tmp_path):
     # A message too short for its send time is refused too.
     refused = subprocess.run([str(binary), "200", "1", str(free_port()), "200", "50", "4", "4"], capture_output=True, text=True, timeout=10)
     assert refused.returncode == 2 and "BYTES" in refused.stderr
+
+
+@pytest.fixture
+def sio_floor(request, tmp_path):
+    """benchmarks/floor-sio.c, the C Socket.IO server that only relays the tutorial's messages."""
+    binary = compile_c("floor-sio", tmp_path)
+    port = free_port()
+    process = subprocess.Popen([str(binary), str(port)], stderr=subprocess.PIPE)
+    request.addfinalizer(lambda: (process.terminate(), process.wait(timeout=10)))
+    wait_until_listening(port, process)
+    return port, process
+
+
+def test_sio_floor_speaks_socket_io_to_a_client_no_one_here_wrote(sio_floor):
+    """python-socketio's client joins a room of the relay, chats, and gets the tutorial's
+    `message {user, message}` back, its text as sent (quotes and non-ASCII included)."""
+    import socketio
+
+    port, _ = sio_floor
+    with socketio.SimpleClient() as first, socketio.SimpleClient() as second:
+        for client, name in ((first, "ada"), (second, "grace")):
+            client.connect(f"http://127.0.0.1:{port}", transports=["websocket"])
+            client.emit("login", name)
+            client.emit("join", "lobby")
+        text = 'say "hi" — ça va?'
+        second.emit("chat", text)
+        for client in (first, second):
+            event, payload = client.receive(timeout=5)
+            assert event == "message" and payload == {"user": "grace", "message": text}
+
+
+def test_sio_floor_refuses_what_it_does_not_serve(sio_floor):
+    import urllib.error
+    import urllib.request
+
+    port, _ = sio_floor
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/socket.io/?EIO=4&transport=polling", timeout=5)
+    assert refused.value.code == 400
+
+
+def test_bench_counts_every_delivery_of_the_sio_floor(sio_floor, tmp_path):
+    """`parley bench` measures the relay as it measures Parley: every delivery counted, its CPU read."""
+    port, process = sio_floor
+    report, _ = bench("fanout", f"http://127.0.0.1:{port}", tmp_path, *FANOUT, "--pid", str(process.pid))
+    assert report["sent"] == 200 and report["received"] == report["expected"] == 1200
+    assert report["lost"] == 0 and report["duplicated"] == 0
+    assert report["serverCPUSeconds"] >= 0
