@@ -138,11 +138,13 @@ static void drop(int epoll, int fd) {
     close(fd);
 }
 
-/* Writes all of `data`, or gives up on a client that is gone. */
+/* Writes all of `data`, or gives up on a client that is gone (no SIGPIPE: a client that leaves
+ * while it is being written to must not end the server). Blocking: a client that stops reading
+ * stalls the relay, which is no server for anything but `parley bench`. */
 static void send_all(int fd, const void *data, size_t length) {
     const char *p = data;
     while (length > 0) {
-        ssize_t n = write(fd, p, length);
+        ssize_t n = send(fd, p, length, MSG_NOSIGNAL);
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) return;
         p += n;

@@ -269,3 +269,45 @@ def test_bench_counts_every_delivery_of_the_sio_floor(sio_floor, tmp_path):
     assert report["sent"] == 200 and report["received"] == report["expected"] == 1200
     assert report["lost"] == 0 and report["duplicated"] == 0
     assert report["serverCPUSeconds"] >= 0
+
+
+def test_sio_floor_outlives_a_member_that_leaves_while_it_writes(sio_floor):
+    """A member that closes while the relay is still writing a burst to it (so that a later write
+    finds the connection reset) must not end the relay: no SIGPIPE."""
+    import base64
+    import os
+    import socket
+    import threading
+    import time
+
+    port, process = sio_floor
+
+    def frame(text):
+        data, mask = text.encode(), os.urandom(4)
+        return bytes([0x81, 0x80 | len(data)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+
+    def member():
+        connection = socket.create_connection(("127.0.0.1", port))
+        key = base64.b64encode(os.urandom(16)).decode()
+        connection.sendall((f"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+        connection.sendall(frame("40") + frame('42["join","lobby"]'))
+        return connection
+
+    def drain(connection):
+        try:
+            while connection.recv(1 << 20):
+                pass
+        except OSError:
+            pass
+
+    sender, leaver = member(), member()
+    threading.Thread(target=drain, args=(sender,), daemon=True).start()
+    time.sleep(0.2)
+    sender.sendall(frame('42["chat","x"]') * 3000)  # a burst that keeps the relay writing for a while
+    time.sleep(0.005)
+    leaver.close()
+    time.sleep(1)
+    assert process.poll() is None, f"the relay ended with status {process.returncode}"
+    sender.shutdown(socket.SHUT_RDWR)
+    sender.close()
