@@ -199,9 +199,10 @@ static int header(const char *request, const char *name, char *out, size_t size)
 /* Answers a complete HTTP request: a WebSocket of Engine.IO v4 is accepted, anything else refused. */
 static int upgrade(int fd, char *request) {
     char key[128], accepted[64], response[256], open[192];
-    const char *target = strchr(request, ' ');
-    int websocket = target && strncmp(target + 1, "/socket.io/", 11) == 0 && strstr(request, "transport=websocket")
-        && strstr(request, "EIO=4") && header(request, "Sec-WebSocket-Key", key, sizeof key - 40);
+    size_t line = strcspn(request, "\r\n"); /* the request line: what the query must be in */
+    const char *target = memchr(request, ' ', line);
+    int websocket = target && strncmp(target + 1, "/socket.io/", 11) == 0 && memmem(request, line, "transport=websocket", 19)
+        && memmem(request, line, "EIO=4", 5) && header(request, "Sec-WebSocket-Key", key, sizeof key - 40);
     if (!websocket) {
         static const char refusal[] = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
         send_all(fd, refusal, sizeof refusal - 1);

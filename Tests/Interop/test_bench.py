@@ -268,7 +268,6 @@ def test_bench_counts_every_delivery_of_the_sio_floor(sio_floor, tmp_path):
     report, _ = bench("fanout", f"http://127.0.0.1:{port}", tmp_path, *FANOUT, "--pid", str(process.pid))
     assert report["sent"] == 200 and report["received"] == report["expected"] == 1200
     assert report["lost"] == 0 and report["duplicated"] == 0
-    assert report["serverCPUSeconds"] >= 0
 
 
 def test_sio_floor_outlives_a_member_that_leaves_while_it_writes(sio_floor):
