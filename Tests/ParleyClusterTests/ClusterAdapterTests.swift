@@ -26,7 +26,8 @@ final class TestHub: Sendable {
 
     /// A node's sockets, which no test writes to.
     final class NoSockets: LocalSocketDirectory {
-        func deliver(_ packets: [EnginePacket], to ids: some Sequence<String>, volatile: Bool) {}
+        func recipients(_ ids: some Sequence<String>) -> LocalRecipients { LocalRecipients() }
+        func deliver(_ packets: [EnginePacket], to recipients: LocalRecipients, volatile: Bool) {}
         func disconnect(_ ids: some Sequence<String>, close: Bool) {}
     }
 

@@ -9,9 +9,19 @@ import Testing
 final class RecordingDirectory: LocalSocketDirectory {
     let deliveries = Mutex<[(ids: Set<String>, text: String, volatile: Bool)]>([])
     let disconnected = Mutex<Set<String>>([])
+    /// Ids that are not sockets of this node.
+    let absent = Mutex<Set<String>>([])
+    /// How many times ids were looked up.
+    let lookups = Mutex(0)
 
-    func deliver(_ packets: [EnginePacket], to ids: some Sequence<String>, volatile: Bool) {
-        let set = Set(ids)
+    func recipients(_ ids: some Sequence<String>) -> LocalRecipients {
+        let absent = absent.withLock { $0 }
+        lookups.withLock { $0 += 1 }
+        return LocalRecipients(ids: ids.filter { !absent.contains($0) })
+    }
+
+    func deliver(_ packets: [EnginePacket], to recipients: LocalRecipients, volatile: Bool) {
+        let set = Set(recipients.ids)
         deliveries.withLock { $0.append((set, packets[0].text, volatile)) }
     }
 
@@ -89,6 +99,62 @@ struct InMemoryAdapterTests {
         adapter.broadcast(.event("hi", []), options: BroadcastOptions(rooms: ["a"], except: ["s1"]))
         #expect(directory.deliveries.withLock { $0.isEmpty })
         adapter.broadcast(.event("hi", []), options: BroadcastOptions(rooms: ["a"]))
+        #expect(directory.deliveries.withLock { $0.count } == 1)
+    }
+
+    @Test func aRoomsRecipientsAreLookedUpOnceAndFollowItsMembers() {
+        let (adapter, directory) = makeAdapter()
+        let room = BroadcastOptions(rooms: ["a"])
+        func reached() -> Set<String>? {
+            adapter.broadcast(.event("m", []), options: room)
+            return directory.last?.ids
+        }
+        adapter.addAll("s1", rooms: ["s1", "a"])
+        adapter.addAll("s2", rooms: ["s2", "a"])
+        #expect(reached() == ["s1", "s2"])
+        #expect(reached() == ["s1", "s2"])
+        #expect(directory.lookups.withLock { $0 } == 1)
+        adapter.addAll("s3", rooms: ["s3", "a"])
+        #expect(reached() == ["s1", "s2", "s3"])
+        adapter.remove("s1", from: "a")
+        #expect(reached() == ["s2", "s3"])
+        adapter.removeAll("s2")
+        #expect(reached() == ["s3"])
+        adapter.addSockets(BroadcastOptions(rooms: ["s1"]), rooms: ["a"])
+        #expect(reached() == ["s1", "s3"])
+        adapter.removeSockets(BroadcastOptions(rooms: ["s3"]), rooms: ["a"])
+        #expect(reached() == ["s1"])
+        #expect(directory.lookups.withLock { $0 } == 6)
+        // Other selections are looked up each time.
+        adapter.broadcast(.event("m", []), options: BroadcastOptions(rooms: ["a"], except: ["s1"]))
+        adapter.broadcast(.event("m", []), options: BroadcastOptions())
+        #expect(directory.last?.ids == ["s1", "s3"])
+        #expect(directory.lookups.withLock { $0 } == 8)
+    }
+
+    @Test func aRoomNamedBySocketThatArrivesLaterReachesIt() {
+        let (adapter, directory) = makeAdapter()
+        adapter.addAll("s1", rooms: ["s1", "later"])
+        adapter.broadcast(.event("m", []), options: BroadcastOptions(rooms: ["later"]))
+        #expect(directory.last?.ids == ["s1"])
+        // A socket whose id is the room's name is in it from the start.
+        adapter.addAll("later", rooms: ["later"])
+        adapter.broadcast(.event("m", []), options: BroadcastOptions(rooms: ["later"]))
+        #expect(directory.last?.ids == ["s1", "later"])
+        adapter.removeAll("later")
+        adapter.broadcast(.event("m", []), options: BroadcastOptions(rooms: ["later"]))
+        #expect(directory.last?.ids == ["s1"])
+    }
+
+    @Test func onlyLocalSocketsAreReached() {
+        let (adapter, directory) = makeAdapter()
+        directory.absent.withLock { $0 = ["gone"] }
+        adapter.addAll("s1", rooms: ["s1", "a"])
+        adapter.addAll("gone", rooms: ["gone", "a"])
+        adapter.broadcast(.event("m", []), options: BroadcastOptions(rooms: ["a"]))
+        #expect(directory.last?.ids == ["s1"])
+        adapter.remove("s1", from: "a")
+        adapter.broadcast(.event("m", []), options: BroadcastOptions(rooms: ["a"]))
         #expect(directory.deliveries.withLock { $0.count } == 1)
     }
 

@@ -39,10 +39,30 @@ public struct RecoveredSession: Sendable {
     public var missedPackets: [[EnginePacket]]
 }
 
+/// The local sockets a broadcast reaches, looked up by id once: an adapter keeps those of a room
+/// and delivers each of the room's broadcasts to them until the room's members change.
+public struct LocalRecipients: Sendable {
+    /// The ids of the sockets found.
+    public let ids: [String]
+    /// Their sessions, in the order of `ids`.
+    public let sessions: [EngineSocket]
+
+    /// Recipients `ids`, whose sessions are `sessions`.
+    public init(ids: [String] = [], sessions: [EngineSocket] = []) {
+        self.ids = ids
+        self.sessions = sessions
+    }
+
+    /// Whether no socket is reached.
+    public var isEmpty: Bool { ids.isEmpty }
+}
+
 /// Where the sockets of a namespace live on this node; an adapter delivers through it.
 public protocol LocalSocketDirectory: AnyObject, Sendable {
-    /// Writes encoded packets to each of these local sockets that still exists.
-    func deliver(_ packets: [EnginePacket], to ids: some Sequence<String>, volatile: Bool)
+    /// Those of `ids` that are sockets of this node now.
+    func recipients(_ ids: some Sequence<String>) -> LocalRecipients
+    /// Writes encoded packets to `recipients` (a closed session drops them).
+    func deliver(_ packets: [EnginePacket], to recipients: LocalRecipients, volatile: Bool)
     /// Disconnects these local sockets.
     func disconnect(_ ids: some Sequence<String>, close: Bool)
 }

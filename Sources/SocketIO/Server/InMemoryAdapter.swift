@@ -14,12 +14,16 @@ public final class InMemoryAdapter: Adapter {
         var rooms: [String: SmallSet] = [:]
         /// socket → the rooms it joined besides its own
         var sids: [String: SmallSet] = [:]
+        /// room → its members as local recipients, made by the room's first broadcast since its
+        /// members last changed: a chat room's messages then skip looking up each member by id.
+        var resolved: [String: LocalRecipients] = [:]
 
         mutating func add(_ id: String, to rooms: Set<String>) {
             if sids[id] == nil { sids[id] = SmallSet() }
             for room in rooms where room != id {
                 sids[id]?.insert(room)
                 self.rooms[room, default: SmallSet()].insert(id)
+                resolved[room] = nil
             }
         }
 
@@ -27,6 +31,7 @@ public final class InMemoryAdapter: Adapter {
             guard room != id, sids[id]?.remove(room) == true, var members = rooms[room] else { return }
             members.remove(id)
             rooms[room] = members.isEmpty ? nil : members
+            resolved[room] = nil
         }
     }
 
@@ -113,11 +118,27 @@ public final class InMemoryAdapter: Adapter {
         return ids
     }
 
+    /// The local recipients `options` selects. Those of a single room are kept until its members
+    /// change; they are resolved under the tables' lock so that no change slips in between.
+    private func recipients(_ options: BroadcastOptions) -> LocalRecipients {
+        let kept = tables.withLock { tables -> LocalRecipients? in
+            guard options.rooms.count == 1, options.except.isEmpty, let room = options.rooms.first,
+                tables.sids[room] == nil
+            else { return nil }
+            if let known = tables.resolved[room] { return known }
+            guard let members = tables.rooms[room] else { return LocalRecipients() }
+            let found = sockets.recipients(members)
+            tables.resolved[room] = found
+            return found
+        }
+        return kept ?? sockets.recipients(socketIDs(options))
+    }
+
     public func broadcast(_ packet: SocketIOPacket, options: BroadcastOptions) {
         var packet = packet
-        let ids = socketIDs(options)
+        let reached = recipients(options)
         // Nobody to reach and nothing to keep for recovery: nothing to encode.
-        if ids.isEmpty, recovery == nil { return }
+        if reached.isEmpty, recovery == nil { return }
         if let recovery, !options.volatile, packet.id == nil, packet.kind == .event {
             let now = NIODeadline.now()
             let encoded = log.withLock { log -> [EnginePacket] in
@@ -133,9 +154,9 @@ public final class InMemoryAdapter: Adapter {
                 while let first = log.packets.first, first.time < horizon { log.packets.removeFirst() }
                 return encoded
             }
-            sockets.deliver(encoded, to: ids, volatile: options.volatile)
-        } else if !ids.isEmpty {
-            sockets.deliver(packet.encode(), to: ids, volatile: options.volatile)
+            sockets.deliver(encoded, to: reached, volatile: options.volatile)
+        } else if !reached.isEmpty {
+            sockets.deliver(packet.encode(), to: reached, volatile: options.volatile)
         }
     }
 

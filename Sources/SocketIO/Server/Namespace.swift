@@ -280,9 +280,21 @@ final class LocalSockets: LocalSocketDirectory {
         }
     }
 
-    func deliver(_ packets: [EnginePacket], to ids: some Sequence<String>, volatile: Bool) {
-        let sessions = table.withLock { table in ids.compactMap { table[$0]?.connection.engine } }
-        EngineSocket.send(packets, to: sessions, volatile: volatile)
+    func recipients(_ ids: some Sequence<String>) -> LocalRecipients {
+        table.withLock { table in
+            var found: [String] = []
+            var sessions: [EngineSocket] = []
+            for id in ids {
+                guard let socket = table[id] else { continue }
+                found.append(id)
+                sessions.append(socket.connection.engine)
+            }
+            return LocalRecipients(ids: found, sessions: sessions)
+        }
+    }
+
+    func deliver(_ packets: [EnginePacket], to recipients: LocalRecipients, volatile: Bool) {
+        EngineSocket.send(packets, to: recipients.sessions, volatile: volatile)
     }
 
     func disconnect(_ ids: some Sequence<String>, close: Bool) {
