@@ -284,11 +284,11 @@ public final class ChatService: Sendable {
 
     /// Checks a message's text (which may be empty under an image) and client id.
     func validate(text: String, clientID: String?, withImage: Bool = false) throws(ChatError) {
-        guard withImage || !text.trimmingWhitespace.isEmpty else { throw ChatError(.emptyMessage, "A message cannot be empty.") }
-        guard text.count <= configuration.maxMessageLength else {
+        guard withImage || !text.isBlank else { throw ChatError(.emptyMessage, "A message cannot be empty.") }
+        guard text.hasAtMost(configuration.maxMessageLength) else {
             throw ChatError(.messageTooLong, "A message has at most \(configuration.maxMessageLength) characters.")
         }
-        if let clientID, clientID.isEmpty || clientID.count > 64 {
+        if let clientID, clientID.isEmpty || !clientID.hasAtMost(64) {
             throw ChatError(.invalidArgument, "clientId has 1 to 64 characters.")
         }
     }

@@ -64,12 +64,20 @@ public enum Names {
     /// characters. Room names are taken verbatim and are case-sensitive, as the tutorial clients
     /// that share rooms with everyone expect.
     public static func roomName(_ text: String) throws(ChatError) -> String {
-        guard (1...100).contains(text.count),
-              !text.unicodeScalars.contains(where: { [.control, .format, .lineSeparator, .paragraphSeparator].contains($0.properties.generalCategory) })
-        else {
+        guard !text.isEmpty, text.hasAtMost(100), !text.unicodeScalars.contains(where: isControlOrFormat) else {
             throw ChatError(.invalidRoomName, "A room name has 1 to 100 characters and no control characters.")
         }
         return text
+    }
+
+    /// Whether `scalar` is a control character, an invisible formatting character or a line or
+    /// paragraph separator. ASCII, checked on every message's room name, needs no Unicode table.
+    static func isControlOrFormat(_ scalar: Unicode.Scalar) -> Bool {
+        if scalar.isASCII { return scalar.value < 0x20 || scalar.value == 0x7F }
+        switch scalar.properties.generalCategory {
+        case .control, .format, .lineSeparator, .paragraphSeparator: return true
+        default: return false
+        }
     }
 
     private static let adjectives = [
@@ -91,6 +99,18 @@ public enum Names {
 }
 
 extension String {
+    /// Whether the string has at most `limit` characters. Every character takes at least one
+    /// UTF-8 byte, so the characters are counted (a walk over the whole string) only when the
+    /// string has more bytes than that.
+    public func hasAtMost(_ limit: Int) -> Bool {
+        utf8.count <= limit || count <= limit
+    }
+
+    /// Whether the string is empty or only whitespace.
+    public var isBlank: Bool {
+        unicodeScalars.allSatisfy { $0.properties.isWhitespace }
+    }
+
     /// The string without leading and trailing whitespace.
     public var trimmingWhitespace: String {
         let scalars = unicodeScalars

@@ -130,12 +130,14 @@ struct RoomTests {
     @Test func roomNamesAreValidated() async throws {
         let (service, _, _) = try await makeService()
         let guest = try service.guest(name: nil)
-        for bad in ["", String(repeating: "r", count: 101), "new\nline", "tab\there", "bell\u{7}", "zero\u{200B}width"] {
+        for bad in ["", String(repeating: "r", count: 101), String(repeating: "é", count: 101), "new\nline", "tab\there",
+                    "bell\u{7}", "del\u{7F}", "next\u{85}line", "zero\u{200B}width", "line\u{2028}sep", "para\u{2029}sep"] {
             let error = await #expect(throws: ChatError.self) { try await service.join(bad, as: guest, on: .c("1")) }
             #expect(error?.code == .invalidRoomName)
         }
         // Anything else is taken verbatim, as tutorial clients send it.
-        for good in ["Café #1", " padded ", "a/b", "😀 room", String(repeating: "r", count: 100)] {
+        for good in ["Café #1", " padded ", "a/b", "😀 room", String(repeating: "r", count: 100), String(repeating: "é", count: 100),
+                     String(repeating: "e\u{301}", count: 100)] {
             #expect(try await service.join(good, as: guest, on: .c("1")).room.name == good)
         }
     }
@@ -198,16 +200,23 @@ struct RoomTests {
         #expect(retry == first)
         #expect(sink.published == [.message(first)])
         let cases: [(String, String?, ChatError.Code)] = [
-            ("", nil, .emptyMessage), ("  \n ", nil, .emptyMessage),
-            (String(repeating: "x", count: 4001), nil, .messageTooLong), ("ok", "", .invalidArgument),
+            ("", nil, .emptyMessage), ("  \n ", nil, .emptyMessage), ("\u{3000}\t", nil, .emptyMessage),
+            (String(repeating: "x", count: 4001), nil, .messageTooLong), (String(repeating: "é", count: 4001), nil, .messageTooLong),
+            ("ok", "", .invalidArgument), ("ok", String(repeating: "k", count: 65), .invalidArgument),
         ]
         for (text, clientID, code) in cases {
             let error = await #expect(throws: ChatError.self) { try await service.send(text, to: "lobby", clientID: clientID, from: ana, on: .c("ana")) }
             #expect(error?.code == code)
         }
+        // Lengths are characters, not bytes: 4,000 two-byte characters, or 4,000 characters of
+        // three scalars each, are within the limit.
+        for (index, long) in [String(repeating: "é", count: 4000), String(repeating: "e\u{301}\u{302}", count: 4000)].enumerated() {
+            let clientID = String(repeating: "ü", count: 63) + "\(index)"
+            #expect(try await service.send(long, to: "lobby", clientID: clientID, from: ana, on: .c("ana")).text == long)
+        }
         let refused = await #expect(throws: ChatError.self) { try await service.send("hi", to: "lobby", clientID: nil, from: outsider, on: .c("out")) }
         #expect(refused?.code == .notMember)
-        #expect(sink.published.count == 1)
+        #expect(sink.published.count == 3)
     }
 
     @Test(arguments: StoreKind.allCases)
