@@ -48,6 +48,9 @@ struct SocketIOEventSink: ChatEventSink {
     }
 
     private func emit(_ event: ChatEvent, as dialect: Dialect, to room: String, options: PublishOptions) {
+        // A dialect nobody in the room speaks renders nothing (a chat room's three dialect rooms
+        // are rarely all in use).
+        guard namespace.adapter.mayReach(BroadcastOptions(rooms: [room])) else { return }
         let rendering: DialectRendering?
         switch dialect {
         case .native: rendering = NativeDialect.render(event).map { DialectRendering(event: $0.0, payload: $0.1) }

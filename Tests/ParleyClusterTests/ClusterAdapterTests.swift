@@ -90,6 +90,16 @@ struct ClusterAdapterTests {
         #expect(a.socketIDs(BroadcastOptions(rooms: ["lobby"])) == ["s1"])
     }
 
+    @Test func aBroadcastToARoomEmptyHereMayReachAnotherNode() {
+        let hub = TestHub()
+        let (a, _) = hub.node("a")
+        let (b, _) = hub.node("b")
+        b.addAll("s2", rooms: ["s2", "lobby"])
+        // Node a has nobody in the lobby, but must not skip a broadcast to it.
+        #expect(a.mayReach(BroadcastOptions(rooms: ["lobby"])))
+        #expect(a.mayReach(BroadcastOptions(rooms: ["nowhere"])))
+    }
+
     @Test func aSilentNodeCostsTheTimeoutNotTheAnswer() async {
         let hub = TestHub()
         let (a, _) = hub.node("a", fetchTimeout: .milliseconds(300))

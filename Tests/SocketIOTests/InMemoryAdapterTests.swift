@@ -158,6 +158,20 @@ struct InMemoryAdapterTests {
         #expect(directory.deliveries.withLock { $0.count } == 1)
     }
 
+    @Test func aBroadcastMayReachOnlyRoomsWithMembersUnlessRecoveryKeepsIt() {
+        let (adapter, _) = makeAdapter()
+        adapter.addAll("s1", rooms: ["s1", "a"])
+        #expect(adapter.mayReach(BroadcastOptions(rooms: ["a"])))
+        #expect(adapter.mayReach(BroadcastOptions(rooms: ["s1"])))
+        #expect(adapter.mayReach(BroadcastOptions(rooms: ["empty", "a"])))
+        #expect(adapter.mayReach(BroadcastOptions()))
+        #expect(!adapter.mayReach(BroadcastOptions(rooms: ["empty"])))
+        adapter.remove("s1", from: "a")
+        #expect(!adapter.mayReach(BroadcastOptions(rooms: ["a"])))
+        let (recovering, _) = makeAdapter(recovery: ConnectionStateRecovery())
+        #expect(recovering.mayReach(BroadcastOptions(rooms: ["empty"])))
+    }
+
     @Test func socketsJoinLeaveAndDisconnect() {
         let (adapter, directory) = makeAdapter()
         adapter.addAll("s1", rooms: ["s1", "a"])

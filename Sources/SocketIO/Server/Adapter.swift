@@ -87,6 +87,9 @@ public protocol Adapter: AnyObject, Sendable {
     func roomSizes() -> [String: Int]
     /// Sends `packet` to every socket that `options` selects.
     func broadcast(_ packet: SocketIOPacket, options: BroadcastOptions)
+    /// Whether a broadcast with `options` may reach anyone, now or (with recovery) later: when
+    /// not, a sender can skip preparing it. An adapter that cannot tell answers `true`.
+    func mayReach(_ options: BroadcastOptions) -> Bool
     /// Makes the sockets that `options` selects join `rooms`.
     func addSockets(_ options: BroadcastOptions, rooms: Set<String>)
     /// Makes the sockets that `options` selects leave `rooms`.
@@ -107,6 +110,9 @@ public protocol Adapter: AnyObject, Sendable {
 extension Adapter {
     /// One server has no other servers to tell.
     public func serverSideEmit(_ event: String, _ args: [JSONValue]) {}
+
+    /// Without a cheap way to tell, any broadcast may reach someone (on another server, say).
+    public func mayReach(_ options: BroadcastOptions) -> Bool { true }
 
     /// One server's sockets are all local.
     public func fetchSocketIDs(_ options: BroadcastOptions) async -> Set<String> {

@@ -134,6 +134,13 @@ public final class InMemoryAdapter: Adapter {
         return kept ?? sockets.recipients(socketIDs(options))
     }
 
+    /// A broadcast to rooms none of which has a member reaches nobody, unless recovery keeps it
+    /// for sessions that may come back.
+    public func mayReach(_ options: BroadcastOptions) -> Bool {
+        guard recovery == nil, !options.rooms.isEmpty else { return true }
+        return tables.withLock { tables in options.rooms.contains { tables.rooms[$0] != nil || tables.sids[$0] != nil } }
+    }
+
     public func broadcast(_ packet: SocketIOPacket, options: BroadcastOptions) {
         var packet = packet
         let reached = recipients(options)
