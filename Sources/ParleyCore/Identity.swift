@@ -106,9 +106,10 @@ extension String {
         utf8.count <= limit || count <= limit
     }
 
-    /// Whether the string is empty or only whitespace.
+    /// Whether the string is empty or only whitespace. ASCII, the usual first character of a
+    /// message, needs no Unicode table: its whitespace is tab to carriage return, and space.
     public var isBlank: Bool {
-        unicodeScalars.allSatisfy { $0.properties.isWhitespace }
+        unicodeScalars.allSatisfy { $0.isASCII ? $0.value == 0x20 || (0x09...0x0D).contains($0.value) : $0.properties.isWhitespace }
     }
 
     /// The string without leading and trailing whitespace.

@@ -201,6 +201,7 @@ struct RoomTests {
         #expect(sink.published == [.message(first)])
         let cases: [(String, String?, ChatError.Code)] = [
             ("", nil, .emptyMessage), ("  \n ", nil, .emptyMessage), ("\u{3000}\t", nil, .emptyMessage),
+            ("\u{0B}\u{0C}\r\n \u{85}\u{A0}", nil, .emptyMessage),
             (String(repeating: "x", count: 4001), nil, .messageTooLong), (String(repeating: "é", count: 4001), nil, .messageTooLong),
             ("ok", "", .invalidArgument), ("ok", String(repeating: "k", count: 65), .invalidArgument),
         ]

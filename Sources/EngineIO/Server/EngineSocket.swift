@@ -181,7 +181,9 @@ public final class EngineSocket: Sendable {
     /// not a task per recipient. Volatile packets are dropped for sessions that cannot take them.
     public static func send(_ packets: [EnginePacket], to sessions: some Sequence<EngineSocket>, volatile: Bool = false) {
         let bytes = packets.reduce(0) { $0 + $1.byteCount }
-        var batches: [ObjectIdentifier: (loop: any EventLoop, writes: [(EngineSocket, any Channel)])] = [:]
+        // One batch per event loop; a server has a loop or two per core, so a linear search of
+        // a short array, and each batch sized for every recipient at once rather than grown.
+        var batches: [(loop: any EventLoop, writes: [(EngineSocket, any Channel)])] = []
         var sent = 0
         var server: EngineServer?
         for session in sessions {
@@ -189,7 +191,15 @@ public final class EngineSocket: Sendable {
             switch session.admit(packets, bytes: bytes, volatile: volatile) {
             case .webSocket(let channel):
                 sent += 1
-                batches[ObjectIdentifier(channel.eventLoop), default: (channel.eventLoop, [])].writes.append((session, channel))
+                let loop = channel.eventLoop
+                if let index = batches.firstIndex(where: { $0.loop === loop }) {
+                    batches[index].writes.append((session, channel))
+                } else {
+                    var writes: [(EngineSocket, any Channel)] = []
+                    writes.reserveCapacity(sessions.underestimatedCount)
+                    writes.append((session, channel))
+                    batches.append((loop, writes))
+                }
             case .handled:
                 sent += 1
             case .dropped:
@@ -200,7 +210,7 @@ public final class EngineSocket: Sendable {
         guard !batches.isEmpty else { return }
         let frames = packets.map { frame($0, version: .v4) }
         let legacyFrames = packets.contains(where: \.isBinary) ? packets.map { frame($0, version: .v3) } : frames
-        for batch in batches.values {
+        for batch in batches {
             let flusher = LoopFlusher.of(batch.loop)
             LoopInbox.of(batch.loop).submit {
                 for (session, channel) in batch.writes {
