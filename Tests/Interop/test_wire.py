@@ -381,6 +381,22 @@ def slow_websocket(server, room: str):
     return ws
 
 
+def test_what_is_sent_before_a_close_arrives_before_it(testbed):
+    """Events emitted just before the server closes a connection leave before the close frame:
+    every one, in order, then the namespace's DISCONNECT, then the WebSocket's close."""
+    ws = joined_websocket(testbed.ws_url)
+    ws.send('42["burst-then-close",200]')
+    frames = []
+    while True:
+        opcode, data = ws.recv_data(control_frame=True)
+        if opcode == websocket.ABNF.OPCODE_CLOSE:
+            break
+        if opcode == websocket.ABNF.OPCODE_TEXT and data != b"2":
+            frames.append(data.decode())
+    assert frames == [f'42["burst",{index}]' for index in range(200)] + ["41"]
+    assert testbed.alive()
+
+
 def test_a_client_that_stays_behind_is_disconnected_not_waited_for(make_testbed):
     """Two clients in a room take 12 MB in rounds of 0.5 MB. The one that reads keeps up; the
     one that never reads passes its 2 MiB budget (after the kernel's buffers fill) and is cut

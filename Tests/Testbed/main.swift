@@ -115,6 +115,11 @@ io.onConnection { socket in
         ack()
     }
     socket.on("disconnect-me") { _, _ in socket.disconnect() }
+    socket.on("burst-then-close") { args, _ in
+        let count = args.first?.intValue ?? 0
+        for index in 0..<count { socket.emit("burst", .number(Double(index))) }
+        socket.disconnect(close: true)
+    }
     socket.on("drop-transport") { _, _ in socket.engineSocket.close(reason: .transportError) }
     socket.on("burst") { args, _ in
         let count = args.first?.intValue ?? 0

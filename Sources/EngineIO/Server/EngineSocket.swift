@@ -164,7 +164,7 @@ public final class EngineSocket: Sendable {
             let version = protocolVersion
             let flusher = LoopFlusher.of(channel.eventLoop)
             channel.eventLoop.execute { [self] in
-                writeFrames(packets.map { Self.frame($0, version: version) }, bytes: bytes, to: channel, flusher: flusher)
+                flusher.write(packets.map { Self.frame($0, version: version) }, bytes: bytes, to: channel, session: self)
             }
             return true
         case .handled:
@@ -214,7 +214,7 @@ public final class EngineSocket: Sendable {
             let flusher = LoopFlusher.of(batch.loop)
             LoopInbox.of(batch.loop).submit {
                 for (session, channel) in batch.writes {
-                    session.writeFrames(session.protocolVersion == .v3 ? legacyFrames : frames, bytes: bytes, to: channel, flusher: flusher)
+                    flusher.write(session.protocolVersion == .v3 ? legacyFrames : frames, bytes: bytes, to: channel, session: session)
                 }
             }
         }
@@ -277,20 +277,19 @@ public final class EngineSocket: Sendable {
     /// The backlog waiting for a WebSocket's event loop past which volatile packets are dropped.
     static let volatileBacklog = 64 * 1024
 
-    /// Writes this session's frames; runs on the WebSocket's event loop. The flush is left to
-    /// `flusher`, which flushes every channel written in this loop tick once, after the tick's
-    /// other tasks: a client that several broadcasts reach in one tick gets them in one system
-    /// call.
-    private func writeFrames(_ frames: [ByteBuffer], bytes: Int, to channel: any Channel, flusher: LoopFlusher) {
+    /// Writes frames handed to `flusher` into the channel and flushes it; runs on the
+    /// WebSocket's event loop, when the loop's flusher gets to the channel.
+    func writeAndFlush(_ frames: [ByteBuffer], bytes: Int, to channel: any Channel) {
         for frame in frames { channel.write(frame, promise: nil) }
+        channel.flush()
         queuedBytes.subtract(bytes, ordering: .relaxed)
-        flusher.needsFlush(channel, session: self)
+        flushed(channel)
     }
 
     /// Checks the bound once a channel is flushed: the bytes waiting for the loop plus those NIO
     /// holds for the socket may not pass ``EngineConfiguration/maxBufferedBytes``; a client that
     /// lets them is closed.
-    func flushed(_ channel: any Channel) {
+    private func flushed(_ channel: any Channel) {
         let waiting = queuedBytes.load(ordering: .relaxed)
         // A writable channel holds at most the high water mark: then the bound cannot be passed
         // and the option lookup (a sixtieth of the server's time at 5,000 deliveries/s) is spared.
@@ -308,6 +307,7 @@ public final class EngineSocket: Sendable {
     /// order, and the writes of one loop tick leave in one flush.
     static func write(_ packets: [EnginePacket], to channel: any Channel, version: EngineProtocolVersion) {
         channel.eventLoop.execute {
+            LoopFlusher.of(channel.eventLoop).writePending(to: channel)
             for packet in packets {
                 channel.write(frame(packet, version: version), promise: nil)
             }
@@ -358,6 +358,8 @@ public final class EngineSocket: Sendable {
 
     static func closeWebSocket(_ channel: any Channel, code: WebSocketErrorCode = .normalClosure) {
         channel.eventLoop.execute {
+            // What was sent before the close goes out before the close frame.
+            LoopFlusher.of(channel.eventLoop).writePending(to: channel)
             channel.writeAndFlush(WebSocketWire.closeFrame(code)).whenComplete { _ in channel.close(promise: nil) }
         }
     }

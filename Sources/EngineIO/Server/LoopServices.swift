@@ -53,12 +53,25 @@ public final class LoopInbox: Sendable {
     }
 }
 
-/// Flushes, once per event-loop tick, every WebSocket channel written to during the tick. One per
-/// event loop; used only on its loop.
+/// Writes and flushes the frames of the WebSocket channels of one event loop, once per loop tick:
+/// each channel's frames of the tick go into it together, in the order they were handed over,
+/// and leave in one flush, after the tick's other tasks. A client that several broadcasts reach
+/// in one tick gets them in one system call; a room's first members get a message without
+/// waiting for it to be queued for the last. A frame written to a channel directly (the close
+/// frame, say) first writes what is pending for it (``writePending(to:)``). One per event loop;
+/// used only on its loop.
 final class LoopFlusher: @unchecked Sendable {
+    private struct Pending {
+        let channel: any Channel
+        let session: EngineSocket
+        var frames: [ByteBuffer]
+        var bytes: Int
+    }
+
     private let loop: any EventLoop
-    private var pending: [(channel: any Channel, session: EngineSocket)] = []
-    private var written = Set<ObjectIdentifier>()
+    private var pending: [Pending] = []
+    /// Each pending channel's index in `pending`.
+    private var slots: [ObjectIdentifier: Int] = [:]
 
     private init(loop: any EventLoop) { self.loop = loop }
 
@@ -69,22 +82,37 @@ final class LoopFlusher: @unchecked Sendable {
         registry.instance(for: loop) { LoopFlusher(loop: $0) }
     }
 
-    /// Notes that `channel` has unflushed writes; the first note of a tick queues the flush,
-    /// which runs after the tasks already queued.
-    func needsFlush(_ channel: any Channel, session: EngineSocket) {
+    /// Hands over `session`'s frames for `channel` (`bytes` of packets); the first of a tick
+    /// queues the flush, which runs after the tasks already queued.
+    func write(_ frames: [ByteBuffer], bytes: Int, to channel: any Channel, session: EngineSocket) {
         loop.assertInEventLoop()
-        guard written.insert(ObjectIdentifier(channel)).inserted else { return }
-        pending.append((channel, session))
+        let key = ObjectIdentifier(channel)
+        if let slot = slots[key] {
+            pending[slot].frames.append(contentsOf: frames)
+            pending[slot].bytes += bytes
+            return
+        }
+        slots[key] = pending.count
+        pending.append(Pending(channel: channel, session: session, frames: frames, bytes: bytes))
         if pending.count == 1 { loop.execute { self.flushAll() } }
+    }
+
+    /// Writes and flushes what is pending for `channel` now.
+    func writePending(to channel: any Channel) {
+        loop.assertInEventLoop()
+        guard let slot = slots[ObjectIdentifier(channel)], !pending[slot].frames.isEmpty else { return }
+        let entry = pending[slot]
+        pending[slot].frames = []
+        pending[slot].bytes = 0
+        entry.session.writeAndFlush(entry.frames, bytes: entry.bytes, to: entry.channel)
     }
 
     private func flushAll() {
         let batch = pending
         pending.removeAll(keepingCapacity: true)
-        written.removeAll(keepingCapacity: true)
-        for (channel, session) in batch {
-            channel.flush()
-            session.flushed(channel)
+        slots.removeAll(keepingCapacity: true)
+        for entry in batch where !entry.frames.isEmpty {
+            entry.session.writeAndFlush(entry.frames, bytes: entry.bytes, to: entry.channel)
         }
     }
 }
