@@ -397,6 +397,22 @@ def test_what_is_sent_before_a_close_arrives_before_it(testbed):
     assert testbed.alive()
 
 
+def test_emits_and_broadcasts_from_one_thread_arrive_in_their_order(testbed):
+    """A thread other than the connection's event loop broadcasts to the socket's room, emits to
+    the socket, and broadcasts again, while the loop is busy: the client gets the three in that
+    order. (Emits to one socket and broadcasts took two queues to the loop, and a broadcast could
+    join work queued before the emit.)"""
+    ws = joined_websocket(testbed.ws_url)
+    ws.send('42["interleave"]')
+    frames = []
+    while len(frames) < 3:
+        data = ws.recv()
+        if data.startswith('42["interleaved"'):
+            frames.append(data)
+    assert frames == [f'42["interleaved",{index}]' for index in range(3)]
+    assert testbed.alive()
+
+
 def test_a_client_that_stays_behind_is_disconnected_not_waited_for(make_testbed):
     """Two clients in a room take 12 MB in rounds of 0.5 MB. The one that reads keeps up; the
     one that never reads passes its 2 MiB budget (after the kernel's buffers fill) and is cut

@@ -120,6 +120,24 @@ io.onConnection { socket in
         for index in 0..<count { socket.emit("burst", .number(Double(index))) }
         socket.disconnect(close: true)
     }
+    socket.on("interleave") { _, _ in
+        // From a thread other than the connection's event loop, while that loop is held: a
+        // broadcast, an emit to this socket alone, and another broadcast, to arrive in that order.
+        let loop = socket.engineSocket.eventLoop
+        Thread.detachNewThread {
+            let held = DispatchSemaphore(value: 0)
+            let release = DispatchSemaphore(value: 0)
+            loop.execute {
+                held.signal()
+                release.wait()
+            }
+            held.wait()
+            io.to(socket.id).emit("interleaved", .number(0))
+            socket.emit("interleaved", .number(1))
+            io.to(socket.id).emit("interleaved", .number(2))
+            release.signal()
+        }
+    }
     socket.on("drop-transport") { _, _ in socket.engineSocket.close(reason: .transportError) }
     socket.on("burst") { args, _ in
         let count = args.first?.intValue ?? 0

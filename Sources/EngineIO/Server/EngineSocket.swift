@@ -163,7 +163,9 @@ public final class EngineSocket: Sendable {
             server.metrics.sent(packets)
             let version = protocolVersion
             let flusher = LoopFlusher.of(channel.eventLoop)
-            channel.eventLoop.execute { [self] in
+            // Through the loop's inbox, like broadcasts: one queue keeps a thread's emits and
+            // broadcasts in the order it made them.
+            LoopInbox.of(channel.eventLoop).submit { [self] in
                 flusher.write(packets.map { Self.frame($0, version: version) }, bytes: bytes, to: channel, session: self)
             }
             return true
@@ -303,10 +305,10 @@ public final class EngineSocket: Sendable {
     }
 
     /// Writes frames to a WebSocket on its event loop, then flushes once. Always deferred to
-    /// the loop, so that no channel event runs while a session lock is held, writes keep their
-    /// order, and the writes of one loop tick leave in one flush.
+    /// the loop, through its inbox like every send, so that no channel event runs while a session
+    /// lock is held and the frames keep their place among the sends made before and after.
     static func write(_ packets: [EnginePacket], to channel: any Channel, version: EngineProtocolVersion) {
-        channel.eventLoop.execute {
+        LoopInbox.of(channel.eventLoop).submit {
             LoopFlusher.of(channel.eventLoop).writePending(to: channel)
             for packet in packets {
                 channel.write(frame(packet, version: version), promise: nil)
@@ -357,7 +359,7 @@ public final class EngineSocket: Sendable {
     }
 
     static func closeWebSocket(_ channel: any Channel, code: WebSocketErrorCode = .normalClosure) {
-        channel.eventLoop.execute {
+        LoopInbox.of(channel.eventLoop).submit {
             // What was sent before the close goes out before the close frame.
             LoopFlusher.of(channel.eventLoop).writePending(to: channel)
             channel.writeAndFlush(WebSocketWire.closeFrame(code)).whenComplete { _ in channel.close(promise: nil) }

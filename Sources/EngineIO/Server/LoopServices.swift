@@ -23,7 +23,8 @@ final class PerLoop<Instance: AnyObject & Sendable>: Sendable {
 /// submission after a drain schedules the task, later ones only join the list. Fan-outs published
 /// one message at a time from another thread (a store's commits, handler tasks) then cost the loop
 /// one task and at most one wake-up per batch instead of one per message; submissions from one
-/// thread run in their order.
+/// thread run in their order. A session's sends to its WebSocket, to it alone or in a broadcast,
+/// all go through its loop's inbox, so that each client gets a thread's sends in that order.
 public final class LoopInbox: Sendable {
     private let loop: any EventLoop
     private let pending = Mutex<[@Sendable () -> Void]>([])
