@@ -30,7 +30,7 @@ public final class PostgresChatStore: ChatStore {
         self.client = client
         self.logger = logger
         self.runner = Task { await client.run() }
-        self.inserts = MessageWriteQueue(label: "parley.postgres.completions") { [client, logger] batch in
+        self.inserts = MessageWriteQueue(label: "parley.postgres.completions", store: "postgres") { [client, logger] batch in
             try await client.withTransaction(logger: logger) { connection in
                 try await Self.insert(batch, on: connection, logger: logger)
             }

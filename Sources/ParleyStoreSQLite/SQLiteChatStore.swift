@@ -53,7 +53,7 @@ public final class SQLiteChatStore: ChatStore {
     }
 
     private static func writeQueue(_ database: any DatabaseWriter) -> MessageWriteQueue {
-        MessageWriteQueue(label: "parley.sqlite.writes", writeBlocking: { batch in
+        MessageWriteQueue(label: "parley.sqlite.writes", store: "sqlite", writeBlocking: { batch in
             try database.writeWithoutTransaction { db in
                 // BEGIN and COMMIT as cached statements: GRDB's `write` prepares both anew for
                 // each transaction, which when messages arrive one at a time (a transaction

@@ -147,7 +147,13 @@ struct Serve: AsyncParsableCommand {
             return handler
         }
         let registry = PrometheusCollectorRegistry()
-        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        var factory = PrometheusMetricsFactory(registry: registry)
+        // Commits take a fraction of a millisecond on a quiet disk; a stall takes seconds.
+        factory.durationHistogramBuckets[MessageWriteQueue.commitTimeMetric] = [
+            .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25),
+            .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .milliseconds(2500),
+        ]
+        MetricsSystem.bootstrap(factory)
         let logger = Logger(label: "parley")
         let app = try await buildApplication(configuration: configuration, logger: logger, metrics: registry)
         let group = ServiceGroup(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)

@@ -9,7 +9,7 @@ import requests
 import socketio
 import websocket
 
-from conftest import eventually, start_parley
+from conftest import eventually, postgres_store, start_parley
 from wire import joined_polling, joined_websocket, open_websocket
 
 
@@ -88,6 +88,35 @@ def test_metrics_count_sessions_packets_and_broadcasts(parley):
     time.sleep(0.3)
     text = requests.get(parley.url + "/metrics", timeout=5).text
     assert metric(text, "socketio_errors_total", '{kind="parse_error"}') >= 1
+
+
+def test_metrics_time_the_stores_commits(parley):
+    """Every batch of stored messages is timed, commit included, and its messages counted, by
+    store; the buckets reach from half a millisecond (a quiet disk) to seconds (a stall)."""
+    labels = '{store="%s"}' % ("postgres" if postgres_store() else "sqlite")
+    before = requests.get(parley.url + "/metrics", timeout=5).text
+    written = metric(before, "parley_store_messages_written_total", labels) if "parley_store_messages_written_total" in before else 0
+    client = connect(parley, ["websocket"])
+    try:
+        client.emit("login", "committer")
+        client.emit("join", "ledger")
+        for index in range(3):
+            client.emit("chat", f"entry {index}")
+
+        def stored():
+            text = requests.get(parley.url + "/metrics", timeout=5).text
+            return text if metric(text, "parley_store_messages_written_total", labels) >= written + 3 else None
+
+        text = eventually(stored)
+    finally:
+        client.disconnect()
+    commits = metric(text, "parley_store_commit_seconds_count", labels)
+    assert 1 <= commits <= metric(text, "parley_store_messages_written_total", labels)
+    assert metric(text, "parley_store_commit_seconds_sum", labels) > 0
+    bucket = labels[:-1] + ',le="%s"}'
+    assert metric(text, "parley_store_commit_seconds_bucket", bucket % "0.0005") <= metric(
+        text, "parley_store_commit_seconds_bucket", bucket % "2.5") <= commits
+    assert metric(text, "parley_store_commit_seconds_bucket", bucket % "+Inf") == commits
 
 
 def test_sigterm_closes_sessions_and_exits_zero():

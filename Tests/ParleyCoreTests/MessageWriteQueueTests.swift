@@ -9,7 +9,7 @@ struct MessageWriteQueueTests {
     @Test func aFailingBatchIsRetriedSoOneBadMessageFailsAlone() async throws {
         let batches = Mutex<[[String]]>([])
         let nextID = Atomic<Int64>(0)
-        let queue = MessageWriteQueue(label: "test.completions") { batch in
+        let queue = MessageWriteQueue(label: "test.completions", store: "test") { batch in
             batches.withLock { $0.append(batch.map(\.message.text)) }
             // Let the next submissions pile up behind this batch.
             try await Task.sleep(for: .milliseconds(20))
@@ -30,7 +30,7 @@ struct MessageWriteQueueTests {
 
     /// `insert` waits for the commit and returns its result.
     @Test func insertReturnsOnceCommitted() async throws {
-        let queue = MessageWriteQueue(label: "test.completions") { batch in batch.map { (StoredMessage(id: 7, $0.message), true) } }
+        let queue = MessageWriteQueue(label: "test.completions", store: "test") { batch in batch.map { (StoredMessage(id: 7, $0.message), true) } }
         let sender = Identity(id: UserID(rawValue: "g_x"), name: "x", kind: .guest)
         let (stored, inserted) = try await queue.insert(
             NewMessage(conversation: .room("r"), sender: sender, text: "hi", clientID: nil, sentAt: 1), recipients: []
