@@ -81,10 +81,22 @@ public final class MessageWriteQueue: Sendable {
         self.written = Counter(label: "parley_store_messages_written_total", dimensions: [("store", store)])
     }
 
-    /// Counts a batch of `count` inserts whose transaction started at `start`.
-    private func committed(_ count: Int, since start: ContinuousClock.Instant) {
+    /// Runs `write`, a transaction of `count` inserts, and times it if it commits.
+    private func timed<T>(_ count: Int, _ write: () async throws -> T) async rethrows -> T {
+        let start = ContinuousClock.now
+        let value = try await write()
         commitTime.record(duration: ContinuousClock.now - start)
         written.increment(by: count)
+        return value
+    }
+
+    /// Runs `write`, a blocking transaction of `count` inserts, and times it if it commits.
+    private func timed<T>(_ count: Int, _ write: () throws -> T) rethrows -> T {
+        let start = ContinuousClock.now
+        let value = try write()
+        commitTime.record(duration: ContinuousClock.now - start)
+        written.increment(by: count)
+        return value
     }
 
     /// Queues the insert and returns once it is committed.
@@ -142,15 +154,13 @@ public final class MessageWriteQueue: Sendable {
             let batch = nextBatch()
             guard !batch.isEmpty else { return }
             var results: [Result<Inserted, any Error>]
-            let start = ContinuousClock.now
             do {
-                results = try await write(batch.map(\.insert)).map { .success($0) }
-                committed(batch.count, since: start)
+                results = try await timed(batch.count) { try await write(batch.map(\.insert)) }.map { .success($0) }
             } catch {
                 results = []
                 for pending in batch {
                     do {
-                        results.append(.success(try await write([pending.insert])[0]))
+                        results.append(.success(try await timed(1) { try await write([pending.insert]) }[0]))
                     } catch {
                         results.append(.failure(error))
                     }
@@ -169,12 +179,10 @@ public final class MessageWriteQueue: Sendable {
             let batch = nextBatch()
             guard !batch.isEmpty else { return }
             let results: [Result<Inserted, any Error>]
-            let start = ContinuousClock.now
             do {
-                results = try write(batch.map(\.insert)).map { .success($0) }
-                committed(batch.count, since: start)
+                results = try timed(batch.count) { try write(batch.map(\.insert)) }.map { .success($0) }
             } catch {
-                results = batch.map { pending in Result { try write([pending.insert])[0] } }
+                results = batch.map { pending in Result { try timed(1) { try write([pending.insert]) }[0] } }
             }
             for (pending, result) in zip(batch, results) { pending.complete(result) }
         }
