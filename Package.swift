@@ -145,7 +145,10 @@ let package = Package(
         .testTarget(name: "SocketIOTests", dependencies: ["SocketIO", "EngineIO"]),
         .testTarget(
             name: "ParleyCoreTests",
-            dependencies: ["ParleyCore", "ParleyStoreSQLite", "ParleyStorePostgres", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: [
+                "ParleyCore", "ParleyStoreSQLite", "ParleyStorePostgres", .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
+            ]
         ),
         .testTarget(
             name: "ParleyClusterTests",

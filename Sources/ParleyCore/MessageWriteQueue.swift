@@ -61,24 +61,35 @@ public final class MessageWriteQueue: Sendable {
 
     /// The label of the histogram of batch transaction times, for a metrics backend's buckets.
     public static let commitTimeMetric = "parley_store_commit_seconds"
+    /// The label of the counter of inserts in committed transactions.
+    public static let writtenMetric = "parley_store_messages_written_total"
 
-    /// A queue that writes with `write`; `label` names its completion queue, `store` its metrics.
-    public convenience init(label: String, store: String, maxQueued: Int = 4096, write: @escaping WriteBatch) {
-        self.init(label: label, store: store, maxQueued: maxQueued, writer: .async(write))
+    /// A queue that writes with `write`; `label` names its completion queue, `store` its metrics
+    /// (made by `metrics`, by default the bootstrapped system's).
+    public convenience init(
+        label: String, store: String, maxQueued: Int = 4096, metrics: any MetricsFactory = MetricsSystem.factory,
+        write: @escaping WriteBatch
+    ) {
+        self.init(label: label, store: store, maxQueued: maxQueued, metrics: metrics, writer: .async(write))
     }
 
     /// A queue that writes with `write`, which blocks until the batch is committed, on a serial
-    /// queue labelled `label`, where completions run too; `store` names its metrics.
-    public convenience init(label: String, store: String, maxQueued: Int = 4096, writeBlocking write: @escaping BlockingWriteBatch) {
-        self.init(label: label, store: store, maxQueued: maxQueued, writer: .blocking(write))
+    /// queue labelled `label`, where completions run too; `store` names its metrics (made by
+    /// `metrics`, by default the bootstrapped system's).
+    public convenience init(
+        label: String, store: String, maxQueued: Int = 4096, metrics: any MetricsFactory = MetricsSystem.factory,
+        writeBlocking write: @escaping BlockingWriteBatch
+    ) {
+        self.init(label: label, store: store, maxQueued: maxQueued, metrics: metrics, writer: .blocking(write))
     }
 
-    private init(label: String, store: String, maxQueued: Int, writer: Writer) {
+    private init(label: String, store: String, maxQueued: Int, metrics: any MetricsFactory, writer: Writer) {
         self.maxQueued = maxQueued
         self.writer = writer
         self.thread = DispatchQueue(label: label)
-        self.commitTime = Metrics.Timer(label: Self.commitTimeMetric, dimensions: [("store", store)], preferredDisplayUnit: .seconds)
-        self.written = Counter(label: "parley_store_messages_written_total", dimensions: [("store", store)])
+        let dimensions = [("store", store)]
+        self.commitTime = Metrics.Timer(label: Self.commitTimeMetric, dimensions: dimensions, preferredDisplayUnit: .seconds, factory: metrics)
+        self.written = Counter(label: Self.writtenMetric, dimensions: dimensions, factory: metrics)
     }
 
     /// Runs `write`, a transaction of `count` inserts, and times it if it commits.

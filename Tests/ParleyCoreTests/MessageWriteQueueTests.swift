@@ -1,3 +1,4 @@
+import MetricsTestKit
 import ParleyCore
 import Synchronization
 import Testing
@@ -26,6 +27,29 @@ struct MessageWriteQueueTests {
         let written = batches.withLock { $0 }
         #expect(written.contains { $0.count > 1 && $0.contains("bad") })
         #expect(written.contains(["bad"]))
+    }
+
+    /// Every transaction that commits is timed and its inserts counted, the one-by-one retries
+    /// of a failed batch included; the failed transactions are not.
+    @Test func committedTransactionsAreTimedAndCounted() async throws {
+        let metrics = TestMetrics()
+        let commits = Atomic<Int>(0)
+        let queue = MessageWriteQueue(label: "test.completions", store: "test", metrics: metrics) { batch in
+            try await Task.sleep(for: .milliseconds(20))
+            if batch.contains(where: { $0.message.text == "bad" }) { throw ChatError(.internalError, "refused") }
+            commits.add(1, ordering: .relaxed)
+            return batch.map { (StoredMessage(id: 1, $0.message), true) }
+        }
+        let sender = Identity(id: UserID(rawValue: "a_ada"), name: "ada", kind: .account)
+        let results = await submitAll(["one", "two", "bad", "three", "four"], from: sender) {
+            await queue.submit($0, recipients: [], completion: $1)
+        }
+        #expect(results.filter(\.stored).count == 4)
+        let timer = try metrics.expectTimer(MessageWriteQueue.commitTimeMetric, [("store", "test")])
+        #expect(timer.values.count == commits.load(ordering: .relaxed))
+        #expect(timer.values.allSatisfy { $0 >= 20_000_000 })  // nanoseconds: each write sleeps 20 ms
+        let written = try metrics.expectCounter(MessageWriteQueue.writtenMetric, [("store", "test")])
+        #expect(written.totalValue == 4)
     }
 
     /// `insert` waits for the commit and returns its result.
