@@ -15,8 +15,9 @@ import Synchronization
 /// fails alone.
 ///
 /// Each batch's transaction is timed, commit included, as `parley_store_commit_seconds` (a
-/// histogram) and its inserts counted as `parley_store_messages_written_total`, both by `store`:
-/// a stalling disk shows there before it shows in message latency.
+/// histogram) and its inserts counted as `parley_store_messages_written_total`, both by `store`,
+/// so that an operator can tell a stalling disk (or database) from a busy server. On PostgreSQL
+/// the time includes waiting for a pooled connection.
 public final class MessageWriteQueue: Sendable {
     /// One insert: what to store, and for whose inbox.
     public struct Insert: Sendable {
@@ -96,8 +97,7 @@ public final class MessageWriteQueue: Sendable {
     private func timed<T>(_ count: Int, _ write: () async throws -> T) async rethrows -> T {
         let start = ContinuousClock.now
         let value = try await write()
-        commitTime.record(duration: ContinuousClock.now - start)
-        written.increment(by: count)
+        committed(count, since: start)
         return value
     }
 
@@ -105,9 +105,13 @@ public final class MessageWriteQueue: Sendable {
     private func timed<T>(_ count: Int, _ write: () throws -> T) rethrows -> T {
         let start = ContinuousClock.now
         let value = try write()
+        committed(count, since: start)
+        return value
+    }
+
+    private func committed(_ count: Int, since start: ContinuousClock.Instant) {
         commitTime.record(duration: ContinuousClock.now - start)
         written.increment(by: count)
-        return value
     }
 
     /// Queues the insert and returns once it is committed.
