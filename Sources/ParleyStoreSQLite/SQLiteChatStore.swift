@@ -569,10 +569,17 @@ public final class SQLiteChatStore: ChatStore {
            let row = try Row.fetchOne(statements.byClientID, arguments: [message.sender.id.rawValue, clientID]) {
             return (Self.message(row), false)
         }
-        try statements.message.execute(arguments: [
-            message.conversation.rawValue, message.sender.id.rawValue, message.sender.name, message.sender.kind.rawValue,
-            message.text, message.clientID, message.sentAt, message.retention.rawValue, message.encrypted?.stored,
-        ])
+        try DirectInsert.run(statements.message, in: db) { row in
+            row.text(message.conversation.rawValue)
+            row.text(message.sender.id.rawValue)
+            row.text(message.sender.name)
+            row.text(message.sender.kind.rawValue)
+            row.text(message.text)
+            row.text(message.clientID)
+            row.integer(message.sentAt)
+            row.text(message.retention.rawValue)
+            row.blob(message.encrypted?.stored)
+        }
         let stored = StoredMessage(id: db.lastInsertedRowID, message)
         if let image = message.image, let data = image.data {
             try db.execute(
@@ -581,7 +588,10 @@ public final class SQLiteChatStore: ChatStore {
             )
         }
         for recipient in recipients {
-            try statements.inbox.execute(arguments: [recipient.rawValue, stored.id])
+            try DirectInsert.run(statements.inbox, in: db) { row in
+                row.text(recipient.rawValue)
+                row.integer(stored.id)
+            }
             for device in message.inboxDevices {
                 try statements.inboxDevice.execute(arguments: [recipient.rawValue, stored.id, device])
             }
