@@ -288,8 +288,10 @@ public final class ChatService: Sendable {
         guard text.hasAtMost(configuration.maxMessageLength) else {
             throw ChatError(.messageTooLong, "A message has at most \(configuration.maxMessageLength) characters.")
         }
-        if let clientID, clientID.isEmpty || !clientID.hasAtMost(64) {
-            throw ChatError(.invalidArgument, "clientId has 1 to 64 characters.")
+        // PostgreSQL cannot store it in text, and SQLite's text ends at it.
+        guard !text.utf8.contains(0) else { throw ChatError(.invalidArgument, "A message cannot contain the character U+0000.") }
+        if let clientID, clientID.isEmpty || !clientID.hasAtMost(64) || clientID.unicodeScalars.contains(where: Names.isControlOrFormat) {
+            throw ChatError(.invalidArgument, "clientId has 1 to 64 characters, none of them control characters.")
         }
     }
 

@@ -60,6 +60,16 @@ public enum Names {
         return trimmed
     }
 
+    /// A name a tutorial client gave, made fit to show and to store: without control or invisible
+    /// formatting characters, trimmed, and cut to its first 32 characters. The tutorials' clients
+    /// take any name and have no way to hear of a refusal, so their names are mended rather than
+    /// refused; the result may be empty.
+    public static func tutorialName(_ text: String) -> String {
+        var kept = String.UnicodeScalarView()
+        kept.append(contentsOf: text.unicodeScalars.lazy.filter { !isControlOrFormat($0) })
+        return String(String(kept).trimmingWhitespace.prefix(32))
+    }
+
     /// Checks a room name: 1–100 characters, none of them control or invisible formatting
     /// characters. Room names are taken verbatim and are case-sensitive, as the tutorial clients
     /// that share rooms with everyone expect.

@@ -217,6 +217,10 @@ def test_history_is_paged_and_for_members_only(parley):
         ("message:send", {"room": "lobby", "text": ""}, "empty_message"),
         ("message:send", {"room": "lobby", "text": "x" * 4001}, "message_too_long"),
         ("message:send", {"room": "lobby", "text": "ok", "clientId": 3}, "invalid_argument"),
+        # PostgreSQL cannot store a NUL in text, and SQLite's text would end at it.
+        ("message:send", {"room": "lobby", "text": "before\x00after"}, "invalid_argument"),
+        ("message:send", {"room": "lobby", "text": "ok", "clientId": "k\x00"}, "invalid_argument"),
+        ("message:send", {"room": "lobby", "text": "ok", "clientId": "line\nbreak"}, "invalid_argument"),
         ("history:get", {"room": "lobby", "limit": "ten"}, "invalid_argument"),
         ("history:get", {"room": "lobby", "limit": 1000}, "invalid_argument"),
         ("history:get", {"room": "lobby", "before": 1.5}, "invalid_argument"),

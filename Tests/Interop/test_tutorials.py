@@ -78,6 +78,33 @@ def test_tutorial_1(parley, mode):
             client.close()
 
 
+def test_tutorial_names_are_mended_before_they_are_shown_or_stored(parley):
+    """The tutorials' clients take any name and hear of no refusal. A name with control
+    characters (a NUL among them, which PostgreSQL cannot store in text) or of any length is
+    shown, and stored with the message, without them and cut to 32 characters."""
+    room = "t-names"
+    long_name = "\x00Zoé\tthe\u200b " + "z" * 5000
+    mended = ("Zoéthe " + "z" * 5000)[:32]
+    one, two = Recorder(parley, ["websocket"]), Recorder(parley, ["websocket"])
+    reader = Chatter(parley, auth={"name": "reader"})
+    try:
+        reader.ok("room:join", {"room": room})
+        one.emit("login", long_name)
+        one.emit("join", room)
+        assert two.call("join", {"name": " \x00Bob\x01 ", "room": room}) is None
+        time.sleep(0.3)
+        one.emit("chat", "from one")
+        assert two.call("sendMessage", "from two") is None
+        eventually(lambda: len([e for e in one.events if e[0] == "message"]) == 2)
+        assert [payload for event, payload in one.events if event == "message"] == [
+            [{"user": mended, "message": "from one"}], [{"user": "bob", "message": "from two"}]]
+        stored = reader.ok("history:get", {"room": room})["messages"]
+        assert [(m["from"]["name"], m["text"]) for m in stored] == [(mended, "from one"), ("bob", "from two")]
+    finally:
+        for client in (one, two, reader):
+            client.close()
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_tutorial_2(parley, mode):
     alice, bob, idle = (Recorder(parley, MODES[mode]) for _ in range(3))

@@ -88,6 +88,16 @@ struct IdentityTests {
             #expect(throws: ChatError.self) { try service.guest(name: bad) }
         }
     }
+
+    /// A tutorial client's name is mended, not refused: no control or invisible formatting
+    /// characters, trimmed, at most 32 characters.
+    @Test func tutorialNamesAreMended() {
+        #expect(Names.tutorialName("  Zoë  ") == "Zoë")
+        #expect(Names.tutorialName("\u{0}Ze\u{200B}d\tthe\u{7} dev\n") == "Zedthe dev")
+        #expect(Names.tutorialName(" \u{0}\u{1} ") == "")
+        #expect(Names.tutorialName(String(repeating: "é", count: 40)) == String(repeating: "é", count: 32))
+        #expect(Names.tutorialName("e\u{301}" + String(repeating: "x", count: 40)).count == 32)
+    }
 }
 
 @Suite("Rooms, messages and history")
@@ -204,6 +214,7 @@ struct RoomTests {
             ("\u{0B}\u{0C}\r\n \u{85}\u{A0}", nil, .emptyMessage),
             (String(repeating: "x", count: 4001), nil, .messageTooLong), (String(repeating: "é", count: 4001), nil, .messageTooLong),
             ("ok", "", .invalidArgument), ("ok", String(repeating: "k", count: 65), .invalidArgument),
+            ("before\u{0}after", nil, .invalidArgument), ("ok", "k\u{0}", .invalidArgument), ("ok", "line\nbreak", .invalidArgument),
         ]
         for (text, clientID, code) in cases {
             let error = await #expect(throws: ChatError.self) { try await service.send(text, to: "lobby", clientID: clientID, from: ana, on: .c("ana")) }

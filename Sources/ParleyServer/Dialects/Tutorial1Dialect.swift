@@ -20,7 +20,7 @@ enum Tutorial1Dialect {
     static func install(on namespace: Namespace, service: ChatService, dialects: DialectTable) {
         namespace.on("login", in: .tutorial1, table: dialects) { socket, args, _ in
             guard let name = args.first?.stringValue else { return }
-            socket.data[nameKey] = .string(name)
+            socket.data[nameKey] = .string(Names.tutorialName(name))
         }
         namespace.on("join") { socket, args, _ in
             // An object `join` is tutorial 2's; only a string is this dialect's.

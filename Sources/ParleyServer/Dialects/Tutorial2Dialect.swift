@@ -29,7 +29,7 @@ enum Tutorial2Dialect {
         namespace.on("join") { socket, args, ack in
             // A string `join` is tutorial 1's; only an object is this dialect's.
             guard let request = args.first?.objectValue, socket.speaks(.tutorial2, table: dialects) else { return }
-            let name = (request["name"]?.stringValue ?? "").trimmingWhitespace.lowercased()
+            let name = Names.tutorialName(request["name"]?.stringValue ?? "").lowercased()
             let room = (request["room"]?.stringValue ?? "").trimmingWhitespace.lowercased()
             guard !name.isEmpty, !room.isEmpty else { return ack("Username and room are required.") }
             guard !service.isNameTaken(name, in: room) else { return ack("Username is taken.") }
