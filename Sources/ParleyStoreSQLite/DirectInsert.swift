@@ -5,9 +5,9 @@ import GRDBSQLite
 /// Runs one of the writer's prepared inserts with its values bound through SQLite's C API.
 ///
 /// GRDB's `execute(arguments:)` boxes each value, checks the arguments against the statement
-/// and reports the execution to its observers: under load that was a fifth of the writer
-/// thread's time, as much as SQLite's own work on the row (benchmarks/README.md, "What the
-/// writer costs"). The statements stay GRDB's, prepared and cached by it; GRDB resets a
+/// and reports the execution to its observers: under load that was a quarter of the writer
+/// thread's time, nearly as much as SQLite's own work on the row (benchmarks/README.md, "The
+/// writer binds a message's values through SQLite's C API"). The statements stay GRDB's, prepared and cached by it; GRDB resets a
 /// statement before each of its own executions, so the two kinds of use can mix.
 struct DirectInsert {
     private let handle: SQLiteStatement

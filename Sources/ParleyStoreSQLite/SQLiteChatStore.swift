@@ -593,7 +593,11 @@ public final class SQLiteChatStore: ChatStore {
                 row.integer(stored.id)
             }
             for device in message.inboxDevices {
-                try statements.inboxDevice.execute(arguments: [recipient.rawValue, stored.id, device])
+                try DirectInsert.run(statements.inboxDevice, in: db) { row in
+                    row.text(recipient.rawValue)
+                    row.integer(stored.id)
+                    row.text(device)
+                }
             }
         }
         return (stored, true)
