@@ -12,7 +12,7 @@ import Synchronization
 /// crosses threads only to reach it and to go back to the event loops) or asynchronous
 /// (PostgreSQL: completions run on a serial queue of their own while the next batch is
 /// written). Should a batch fail, its inserts are retried one by one, so that one bad message
-/// fails alone.
+/// fails alone, unless the store was unavailable (``Unavailable``): then the whole batch fails.
 ///
 /// Each batch's transaction is timed, commit included, as `parley_store_commit_seconds` (a
 /// histogram) and its inserts counted as `parley_store_messages_written_total`, both by `store`,
@@ -48,6 +48,14 @@ public final class MessageWriteQueue: Sendable {
             completion(result)
             admitted?.resume()
         }
+    }
+
+    /// What a batch writer throws when the store cannot write at all just now (a lock held by
+    /// another process past the store's timeout, say): every insert of the batch fails with
+    /// `underlying` at once, instead of each waiting out the timeout again alone.
+    public struct Unavailable: Error {
+        public let underlying: any Error
+        public init(_ underlying: any Error) { self.underlying = underlying }
     }
 
     /// How many inserts may wait before ``submit(_:recipients:completion:)`` waits for its commit.
@@ -171,6 +179,8 @@ public final class MessageWriteQueue: Sendable {
             var results: [Result<Inserted, any Error>]
             do {
                 results = try await timed(batch.count) { try await write(batch.map(\.insert)) }.map { .success($0) }
+            } catch let unavailable as Unavailable {
+                results = batch.map { _ in .failure(unavailable.underlying) }
             } catch {
                 results = []
                 for pending in batch {
@@ -196,6 +206,8 @@ public final class MessageWriteQueue: Sendable {
             let results: [Result<Inserted, any Error>]
             do {
                 results = try timed(batch.count) { try write(batch.map(\.insert)) }.map { .success($0) }
+            } catch let unavailable as Unavailable {
+                results = batch.map { _ in .failure(unavailable.underlying) }
             } catch {
                 results = batch.map { pending in Result { try timed(1) { try write([pending.insert]) }[0] } }
             }

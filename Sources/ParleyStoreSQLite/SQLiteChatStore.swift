@@ -54,27 +54,44 @@ public final class SQLiteChatStore: ChatStore {
 
     private static func writeQueue(_ database: any DatabaseWriter) -> MessageWriteQueue {
         MessageWriteQueue(label: "parley.sqlite.writes", store: "sqlite", writeBlocking: { batch in
-            try database.writeWithoutTransaction { db in
-                // BEGIN and COMMIT as cached statements: GRDB's `write` prepares both anew for
-                // each transaction, which when messages arrive one at a time (a transaction
-                // each) was a sixth of the writer's time.
-                try db.cachedStatement(sql: "BEGIN IMMEDIATE TRANSACTION").execute()
-                do {
-                    let statements = try InsertStatements(db)
-                    let inserted = try batch.map { try insert($0.message, recipients: $0.recipients, with: statements, in: db) }
-                    try db.cachedStatement(sql: "COMMIT TRANSACTION").execute()
-                    return inserted
-                } catch {
-                    try? db.rollback()
-                    throw error
-                }
+            do {
+                return try write(batch, to: database)
+            } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY || error.resultCode == .SQLITE_LOCKED {
+                // Another process held the lock past the busy timeout: trying each message alone
+                // would wait it out once per message.
+                throw MessageWriteQueue.Unavailable(error)
             }
         })
     }
 
+    /// Writes a batch of messages in one transaction.
+    private static func write(_ batch: [MessageWriteQueue.Insert], to database: any DatabaseWriter) throws -> [MessageWriteQueue.Inserted] {
+        try database.writeWithoutTransaction { db in
+            // BEGIN and COMMIT as cached statements: GRDB's `write` prepares both anew for
+            // each transaction, which when messages arrive one at a time (a transaction
+            // each) was a sixth of the writer's time.
+            try db.cachedStatement(sql: "BEGIN IMMEDIATE TRANSACTION").execute()
+            do {
+                let statements = try InsertStatements(db)
+                let inserted = try batch.map { try insert($0.message, recipients: $0.recipients, with: statements, in: db) }
+                try db.cachedStatement(sql: "COMMIT TRANSACTION").execute()
+                return inserted
+            } catch {
+                try? db.rollback()
+                throw error
+            }
+        }
+    }
+
+    /// How long a statement waits for a lock another process holds on the database (an
+    /// operator's `sqlite3` shell in a write transaction, say) before it fails. Without it, every
+    /// message sent meanwhile failed at once with "database is locked".
+    public static let busyTimeout: TimeInterval = 5
+
     private static var configuration: Configuration {
         var configuration = Configuration()
         configuration.foreignKeysEnabled = true
+        configuration.busyMode = .timeout(busyTimeout)
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA secure_delete = ON")
         }

@@ -221,6 +221,58 @@ def test_sqlite_commits_are_synced_unless_normal_is_asked(tmp_path):
     assert "--sqlite-sync is full or normal" in refused_serve("--sqlite-sync", "sometimes")
 
 
+def test_messages_wait_for_another_process_writing_to_the_sqlite_file(tmp_path):
+    """While another process holds the SQLite file's write lock (an operator's `sqlite3` shell in
+    a transaction), a message waits for it instead of failing; held past the 5 s busy timeout,
+    the sender gets a clear error once, the server stays up and nothing stored is lost."""
+    import sqlite3
+
+    database = str(tmp_path / "shared.sqlite")
+    server = start_parley(database=database)
+    client = connect(server, ["websocket"])
+
+    def send(text: str, reply: dict) -> threading.Thread:
+        sender = threading.Thread(target=lambda: reply.update(
+            client.call("message:send", {"room": "shared", "text": text}, timeout=30)))
+        sender.start()
+        return sender
+
+    try:
+        assert client.call("room:join", {"room": "shared"}, timeout=5)["ok"]
+        assert client.call("message:send", {"room": "shared", "text": "before"}, timeout=5)["ok"]
+
+        lock = sqlite3.connect(database, isolation_level=None, timeout=10)
+        lock.execute("BEGIN IMMEDIATE")
+        reply = {}
+        sender = send("during", reply)
+        time.sleep(1.5)
+        assert sender.is_alive(), f"answered while the file was locked: {reply}"
+        lock.execute("ROLLBACK")
+        sender.join(10)
+        assert reply["ok"] and reply["message"]["text"] == "during"
+
+        lock.execute("BEGIN IMMEDIATE")
+        started = time.monotonic()
+        reply = {}
+        sender = send("too late", reply)
+        sender.join(12)
+        waited = time.monotonic() - started
+        lock.execute("ROLLBACK")
+        lock.close()
+        assert reply == {"ok": False, "error": {"code": "internal_error",
+                                                "message": "The server could not complete this; nothing was changed."}}
+        # One wait of the busy timeout, not one more for the message on its own.
+        assert 4.5 < waited < 9, waited
+
+        assert server.alive()
+        assert client.call("message:send", {"room": "shared", "text": "after"}, timeout=5)["ok"]
+        history = client.call("history:get", {"room": "shared"}, timeout=5)
+        assert [message["text"] for message in history["messages"]] == ["before", "during", "after"]
+    finally:
+        client.disconnect()
+        assert server.stop() == 0
+
+
 def test_the_deployment_guide_lists_every_option_of_serve():
     """docs/DEPLOYMENT.md's option table names each option `parley serve --help` lists, and no
     option that does not exist."""

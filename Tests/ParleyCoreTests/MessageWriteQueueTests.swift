@@ -1,3 +1,4 @@
+import Foundation
 import MetricsTestKit
 import ParleyCore
 import Synchronization
@@ -27,6 +28,30 @@ struct MessageWriteQueueTests {
         let written = batches.withLock { $0 }
         #expect(written.contains { $0.count > 1 && $0.contains("bad") })
         #expect(written.contains(["bad"]))
+    }
+
+    /// A batch the store could not write at all (``MessageWriteQueue/Unavailable``) fails whole,
+    /// without a retry per insert: with a lock held elsewhere, each retry would wait it out again.
+    /// The blocking writer is the one SQLite uses.
+    @Test func anUnavailableStoreFailsTheBatchWithoutRetries() async throws {
+        let batches = Mutex<[[String]]>([])
+        let gate = Mutex(false)
+        let queue = MessageWriteQueue(label: "test.writes", store: "test", writeBlocking: { batch in
+            batches.withLock { $0.append(batch.map(\.message.text)) }
+            // The first batch holds the writer until the others have queued behind it.
+            while batch.first?.message.text == "first" && !gate.withLock({ $0 }) { usleep(1_000) }
+            if batch.contains(where: { $0.message.text != "first" }) { throw MessageWriteQueue.Unavailable(ChatError(.internalError, "locked")) }
+            return batch.map { (StoredMessage(id: 1, $0.message), true) }
+        })
+        let sender = Identity(id: UserID(rawValue: "a_ada"), name: "ada", kind: .account)
+        let results = await submitAll(["first", "two", "three", "four"], from: sender) { new, completion in
+            await queue.submit(new, recipients: [], completion: completion)
+            // The others go in once the writer holds the first alone.
+            while new.text == "first" && batches.withLock({ $0.isEmpty }) { try? await Task.sleep(for: .milliseconds(1)) }
+            if new.text == "four" { gate.withLock { $0 = true } }
+        }
+        #expect(results.map(\.stored) == [true, false, false, false])
+        #expect(batches.withLock { $0 } == [["first"], ["two", "three", "four"]])
     }
 
     /// Every transaction that commits is timed and its inserts counted, the one-by-one retries
