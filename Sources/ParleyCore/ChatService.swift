@@ -273,6 +273,12 @@ public final class ChatService: Sendable {
         }
     }
 
+    /// Returns once every message posted so far is stored (or has failed) and published: a
+    /// server stopping calls it after closing its sessions, before closing the store.
+    public func finishWrites() async {
+        await store.finishWrites()
+    }
+
     /// A room's member accounts, from the cache when it has them.
     func memberAccounts(of room: String) async throws(ChatError) -> [UserID] {
         let (known, generation) = cache.withLock { ($0.members(of: room), $0.generation) }

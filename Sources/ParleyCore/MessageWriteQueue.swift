@@ -61,7 +61,7 @@ public final class MessageWriteQueue: Sendable {
     /// How many inserts may wait before ``submit(_:recipients:completion:)`` waits for its commit.
     public let maxQueued: Int
     private let writer: Writer
-    private let state = Mutex<(queue: [Pending], writing: Bool)>(([], false))
+    private let state = Mutex<(queue: [Pending], writing: Bool, idle: [CheckedContinuation<Void, Never>])>(([], false, []))
     /// Where completions run (asynchronous writer), or where batches are written and completed
     /// (blocking writer).
     private let thread: DispatchQueue
@@ -160,14 +160,38 @@ public final class MessageWriteQueue: Sendable {
         return queued
     }
 
-    /// Takes every waiting insert, or marks the writer idle when there are none.
+    /// Returns once every insert submitted before it is written (or has failed) and its
+    /// completion has run: a server stopping waits for it before it closes the store, so that a
+    /// message it took is not lost on the way out.
+    public func finish() async {
+        await withCheckedContinuation { (finished: CheckedContinuation<Void, Never>) in
+            let idle = state.withLock { state -> Bool in
+                guard state.writing else { return true }
+                state.idle.append(finished)
+                return false
+            }
+            if idle { finished.resume() }
+        }
+    }
+
+    /// Takes every waiting insert, or marks the writer idle when there are none; then resumes
+    /// whoever waits in ``finish()`` (on `thread`, after the completions queued there).
     private func nextBatch() -> [Pending] {
-        state.withLock { state -> [Pending] in
+        let (batch, finished) = state.withLock { state -> ([Pending], [CheckedContinuation<Void, Never>]) in
             let batch = state.queue
             state.queue.removeAll()
-            if batch.isEmpty { state.writing = false }
-            return batch
+            guard batch.isEmpty else { return (batch, []) }
+            state.writing = false
+            defer { state.idle.removeAll() }
+            return (batch, state.idle)
         }
+        if !finished.isEmpty {
+            switch writer {
+            case .async: thread.async { for waiter in finished { waiter.resume() } }
+            case .blocking: for waiter in finished { waiter.resume() }
+            }
+        }
+        return batch
     }
 
     /// Writes the waiting inserts, a batch per transaction, until none are left; completions

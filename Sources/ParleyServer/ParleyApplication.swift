@@ -132,10 +132,12 @@ public final class ParleyApplication: Service, Sendable {
         try await http.start(host: configuration.host, port: configuration.port)
     }
 
-    /// Stops accepting connections and closes every session.
+    /// Stops accepting connections, closes every session, and stores the messages it took before
+    /// closing the store.
     public func shutdown() async {
         logger.info("shutting down")
         await http.shutdown()
+        await chat.finishWrites()
         await closeStore?()
         try? await ownGroup?.shutdownGracefully()
     }

@@ -419,6 +419,11 @@ public final class PostgresChatStore: ChatStore {
         await inserts.submit(message, recipients: recipients, completion: completion)
     }
 
+    /// Returns once the messages submitted so far are committed (or have failed) and completed.
+    public func finishWrites() async {
+        await inserts.finish()
+    }
+
     /// Inserts a batch in the caller's transaction with a handful of statements, whatever its
     /// size: ids are taken from the sequence first, then every message goes in one `INSERT`, and
     /// the inbox rows in one more per kind of conversation. A message whose client id is taken

@@ -559,6 +559,11 @@ public final class SQLiteChatStore: ChatStore {
         await inserts.submit(message, recipients: recipients, completion: completion)
     }
 
+    /// Returns once the messages submitted so far are committed (or have failed) and completed.
+    public func finishWrites() async {
+        await inserts.finish()
+    }
+
     /// The statements of a message insert, looked up once per batch: under load, parsing SQL,
     /// and then finding it in the connection's cache by its text, was a large part of the
     /// writer's time.

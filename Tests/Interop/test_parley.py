@@ -137,6 +137,41 @@ def test_sigterm_closes_sessions_and_exits_zero():
     assert server.process.wait(timeout=10) == 0
 
 
+def test_sigterm_stores_the_messages_the_server_took_before_it_exits(tmp_path):
+    """A first-tutorial client hears of no failure, so a message the server has read must be
+    stored even if it stops right then: on SIGTERM the server waits for the messages still
+    queued for the database (here held up by another process's write lock) before it exits."""
+    import sqlite3
+
+    database = str(tmp_path / "stopping.sqlite")
+    server = start_parley(database=database)
+    ws = open_websocket(server.ws_url)
+    ws.recv()
+    ws.send("40")
+    assert ws.recv().startswith("40")
+    ws.send('42["login","ann"]')
+    ws.send('42["join","stopping"]')
+    # The room exists once the join is stored.
+    eventually(lambda: sqlite3.connect(database).execute("SELECT count(*) FROM room").fetchone()[0] == 1)
+    lock = sqlite3.connect(database, isolation_level=None, timeout=10)
+    lock.execute("BEGIN IMMEDIATE")
+    for index in range(300):
+        ws.send(f'42["chat","before the end {index}"]')
+    # Packets on one connection are read in order: once this one is answered, the chats are in.
+    ws.send("40/nowhere,")
+    while not ws.recv().startswith("44/nowhere"):
+        pass
+    server.process.send_signal(signal.SIGTERM)
+    time.sleep(1)
+    waiting = server.process.poll() is None
+    lock.execute("ROLLBACK")
+    lock.close()
+    assert server.process.wait(timeout=15) == 0
+    assert waiting, "the server exited while its messages were still queued"
+    stored = sqlite3.connect(database).execute("SELECT body FROM message ORDER BY id").fetchall()
+    assert [body for (body,) in stored] == [f"before the end {index}" for index in range(300)]
+
+
 def test_the_readme_python_example_runs(parley):
     """The README's python-socketio example, run as written against `parley serve`."""
     import re

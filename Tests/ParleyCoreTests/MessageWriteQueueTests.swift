@@ -54,6 +54,45 @@ struct MessageWriteQueueTests {
         #expect(batches.withLock { $0 } == [["first"], ["two", "three", "four"]])
     }
 
+    /// `finish` returns at once on an idle queue, and otherwise once every insert submitted
+    /// before it is written and completed, with either kind of writer.
+    @Test(arguments: [false, true]) func finishWaitsForEveryInsertAndItsCompletion(blocking: Bool) async throws {
+        let gate = Mutex(false)
+        let open: @Sendable () -> Bool = { gate.withLock { $0 } }
+        let write: @Sendable ([MessageWriteQueue.Insert]) -> [MessageWriteQueue.Inserted] = { batch in
+            batch.map { (StoredMessage(id: 1, $0.message), true) }
+        }
+        let queue = blocking
+            ? MessageWriteQueue(label: "test.writes", store: "test", writeBlocking: { batch in
+                while !open() { usleep(1_000) }
+                return write(batch)
+            })
+            : MessageWriteQueue(label: "test.writes", store: "test") { batch in
+                while !open() { try await Task.sleep(for: .milliseconds(1)) }
+                return write(batch)
+            }
+        await queue.finish()  // idle: returns at once
+
+        let completed = Atomic<Int>(0)
+        let sender = Identity(id: UserID(rawValue: "a_ada"), name: "ada", kind: .account)
+        for text in ["one", "two", "three"] {
+            await queue.submit(NewMessage(conversation: .room("r"), sender: sender, text: text, clientID: nil, sentAt: 1), recipients: []) { _ in
+                completed.add(1, ordering: .relaxed)
+            }
+        }
+        let finished = Atomic<Bool>(false)
+        let finishing = Task {
+            await queue.finish()
+            finished.store(true, ordering: .relaxed)
+            return completed.load(ordering: .relaxed)
+        }
+        try await Task.sleep(for: .milliseconds(100))
+        let finishedEarly = finished.load(ordering: .relaxed)
+        #expect(!finishedEarly)
+        gate.withLock { $0 = true }
+        #expect(await finishing.value == 3)
+    }
+
     /// Every transaction that commits is timed and its inserts counted, the one-by-one retries
     /// of a failed batch included; the failed transactions are not.
     @Test func committedTransactionsAreTimedAndCounted() async throws {
