@@ -27,11 +27,24 @@ public final class SQLiteChatStore: ChatStore {
 
     /// Opens (creating and migrating if needed) the database at `path`; `sync` says when a
     /// commit is on disk (default ``Sync/full``).
+    /// A file that cannot be opened throws a ``ChatError`` naming it and saying why.
     public init(path: String, sync: Sync = .full) throws {
-        let database = try DatabasePool(path: path, configuration: Self.configuration)
-        try Self.migrator.migrate(database)
-        // After opening: GRDB sets `synchronous = NORMAL` on the writer when it turns WAL on.
-        try database.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = \(sync.pragma)") }
+        let database: DatabasePool
+        do {
+            database = try DatabasePool(path: path, configuration: Self.configuration)
+            try Self.migrator.migrate(database)
+            // After opening: GRDB sets `synchronous = NORMAL` on the writer when it turns WAL on.
+            try database.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = \(sync.pragma)") }
+        } catch let error as DatabaseError {
+            let why = switch error.resultCode {
+            case .SQLITE_CANTOPEN: "it cannot be opened or created (does its directory exist, and may this user write there?)"
+            case .SQLITE_NOTADB: "it is not a SQLite database"
+            case .SQLITE_BUSY, .SQLITE_LOCKED: "another process held it locked for \(Int(Self.busyTimeout)) s"
+            case .SQLITE_READONLY, .SQLITE_PERM: "this user may not write to it"
+            default: error.message ?? "\(error)"
+            }
+            throw ChatError(.internalError, "Could not open the SQLite database \(path): \(why).")
+        }
         self.database = database
         self.inserts = Self.writeQueue(database)
     }

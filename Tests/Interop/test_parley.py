@@ -229,6 +229,21 @@ def test_database_url_is_the_default_store_and_bad_postgres_urls_fail_clearly(tm
     assert time.time() - started < 40
 
 
+def test_a_sqlite_file_that_cannot_be_opened_stops_serve_with_its_path_and_why(tmp_path):
+    """A missing directory, or a file that is not a SQLite database, stops `parley serve` with a
+    message naming the file and the reason; the file is left as it was."""
+    missing = tmp_path / "no-such-directory" / "chat.sqlite"
+    said = refused_serve("--database", str(missing))
+    assert f"Could not open the SQLite database {missing}: it cannot be opened or created" in said
+    assert not missing.parent.exists()
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a database, just someone's notes\n" * 100)
+    said = refused_serve("--database", str(notes))
+    assert f"Could not open the SQLite database {notes}: it is not a SQLite database." in said
+    assert notes.read_text() == "not a database, just someone's notes\n" * 100
+
+
 def refused_serve(*flags: str) -> str:
     """`parley serve` with flags that stop it before it listens: asserts that it fails, and
     returns what it wrote to stderr."""
