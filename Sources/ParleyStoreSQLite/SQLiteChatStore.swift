@@ -26,8 +26,8 @@ public final class SQLiteChatStore: ChatStore {
     }
 
     /// Opens (creating and migrating if needed) the database at `path`; `sync` says when a
-    /// commit is on disk (default ``Sync/full``).
-    /// A file that cannot be opened throws a ``ChatError`` naming it and saying why.
+    /// commit is on disk (default ``Sync/full``). Throws a ``ChatError`` that names the file and
+    /// says why when it cannot be opened.
     public init(path: String, sync: Sync = .full) throws {
         let database: DatabasePool
         do {
