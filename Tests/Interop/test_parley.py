@@ -137,14 +137,54 @@ def test_sigterm_closes_sessions_and_exits_zero():
     assert server.process.wait(timeout=10) == 0
 
 
-def test_sigterm_stores_the_messages_the_server_took_before_it_exits(tmp_path):
+class WriteLock:
+    """Another process holding the store's write lock on the message table: a SQLite write
+    transaction on the file, or a PostgreSQL session holding `LOCK TABLE message` through psql."""
+
+    def __init__(self, database: str):
+        import sqlite3
+        import subprocess
+
+        self.database = database
+        if postgres_store():
+            self.psql = subprocess.Popen(["psql", database, "-q", "-t", "-A"], stdin=subprocess.PIPE,
+                                         stdout=subprocess.PIPE, text=True)
+            self.psql.stdin.write("BEGIN; LOCK TABLE message IN EXCLUSIVE MODE; SELECT 'locked';\n")
+            self.psql.stdin.flush()
+            assert self.psql.stdout.readline().strip() == "locked"
+        else:
+            self.sqlite = sqlite3.connect(database, isolation_level=None, timeout=10)
+            self.sqlite.execute("BEGIN IMMEDIATE")
+
+    def release(self):
+        if postgres_store():
+            self.psql.stdin.write("ROLLBACK;\n")
+            self.psql.stdin.close()
+            assert self.psql.wait(timeout=10) == 0
+        else:
+            self.sqlite.execute("ROLLBACK")
+            self.sqlite.close()
+
+
+def stored_rows(database: str, query: str) -> list[tuple]:
+    """The rows of `query` on the store of a `start_parley` server (SQLite file or PostgreSQL)."""
+    import sqlite3
+    import subprocess
+
+    if postgres_store():
+        out = subprocess.run(["psql", database, "-q", "-t", "-A", "-F", "\t", "-c", query],
+                             check=True, capture_output=True, text=True).stdout
+        return [tuple(line.split("\t")) for line in out.splitlines() if line]
+    with sqlite3.connect(database) as connection:
+        return [tuple(str(value) for value in row) for row in connection.execute(query).fetchall()]
+
+
+def test_sigterm_stores_the_messages_the_server_took_before_it_exits():
     """A first-tutorial client hears of no failure, so a message the server has read must be
     stored even if it stops right then: on SIGTERM the server waits for the messages still
-    queued for the database (here held up by another process's write lock) before it exits."""
-    import sqlite3
-
-    database = str(tmp_path / "stopping.sqlite")
-    server = start_parley(database=database)
+    queued for the database (here held up by another process's write lock) before it exits.
+    Runs on each store."""
+    server = start_parley()
     ws = open_websocket(server.ws_url)
     ws.recv()
     ws.send("40")
@@ -152,9 +192,8 @@ def test_sigterm_stores_the_messages_the_server_took_before_it_exits(tmp_path):
     ws.send('42["login","ann"]')
     ws.send('42["join","stopping"]')
     # The room exists once the join is stored.
-    eventually(lambda: sqlite3.connect(database).execute("SELECT count(*) FROM room").fetchone()[0] == 1)
-    lock = sqlite3.connect(database, isolation_level=None, timeout=10)
-    lock.execute("BEGIN IMMEDIATE")
+    eventually(lambda: stored_rows(server.database, "SELECT name FROM room") == [("stopping",)])
+    lock = WriteLock(server.database)
     for index in range(300):
         ws.send(f'42["chat","before the end {index}"]')
     # Packets on one connection are read in order: once this one is answered, the chats are in.
@@ -164,12 +203,11 @@ def test_sigterm_stores_the_messages_the_server_took_before_it_exits(tmp_path):
     server.process.send_signal(signal.SIGTERM)
     time.sleep(1)
     waiting = server.process.poll() is None
-    lock.execute("ROLLBACK")
-    lock.close()
+    lock.release()
     assert server.process.wait(timeout=15) == 0
     assert waiting, "the server exited while its messages were still queued"
-    stored = sqlite3.connect(database).execute("SELECT body FROM message ORDER BY id").fetchall()
-    assert [body for (body,) in stored] == [f"before the end {index}" for index in range(300)]
+    stored = stored_rows(server.database, "SELECT body FROM message ORDER BY id")
+    assert stored == [(f"before the end {index}",) for index in range(300)]
 
 
 def test_the_readme_python_example_runs(parley):
