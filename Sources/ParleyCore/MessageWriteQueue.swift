@@ -182,8 +182,9 @@ public final class MessageWriteQueue: Sendable {
             state.queue.removeAll()
             guard batch.isEmpty else { return (batch, []) }
             state.writing = false
-            defer { state.idle.removeAll() }
-            return (batch, state.idle)
+            var finished: [CheckedContinuation<Void, Never>] = []
+            swap(&finished, &state.idle)
+            return (batch, finished)
         }
         if !finished.isEmpty {
             switch writer {

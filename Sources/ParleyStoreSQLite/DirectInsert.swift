@@ -7,8 +7,9 @@ import GRDBSQLite
 /// GRDB's `execute(arguments:)` boxes each value, checks the arguments against the statement
 /// and reports the execution to its observers: under load that was a quarter of the writer
 /// thread's time, nearly as much as SQLite's own work on the row (benchmarks/README.md, "The
-/// writer binds a message's values through SQLite's C API"). The statements stay GRDB's, prepared and cached by it; GRDB resets a
-/// statement before each of its own executions, so the two kinds of use can mix.
+/// writer binds a message's values through SQLite's C API"). The statements stay GRDB's,
+/// prepared and cached by it; GRDB resets a statement before each of its own executions, so the
+/// two kinds of use can mix.
 struct DirectInsert {
     private let handle: SQLiteStatement
     private var index: CInt = 0

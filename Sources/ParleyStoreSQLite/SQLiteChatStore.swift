@@ -36,12 +36,15 @@ public final class SQLiteChatStore: ChatStore {
             // After opening: GRDB sets `synchronous = NORMAL` on the writer when it turns WAL on.
             try database.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = \(sync.pragma)") }
         } catch let error as DatabaseError {
-            let why = switch error.resultCode {
-            case .SQLITE_CANTOPEN: "it cannot be opened or created (does its directory exist, and may this user write there?)"
-            case .SQLITE_NOTADB: "it is not a SQLite database"
-            case .SQLITE_BUSY, .SQLITE_LOCKED: "another process held it locked for \(Int(Self.busyTimeout)) s"
-            case .SQLITE_READONLY, .SQLITE_PERM: "this user may not write to it"
-            default: error.message ?? "\(error)"
+            let why = if error.isLockHeldElsewhere {
+                "another process held it locked for \(Int(Self.busyTimeout)) s"
+            } else {
+                switch error.resultCode {
+                case .SQLITE_CANTOPEN: "it cannot be opened or created (does its directory exist, and may this user write there?)"
+                case .SQLITE_NOTADB: "it is not a SQLite database"
+                case .SQLITE_READONLY, .SQLITE_PERM: "this user may not write to it"
+                default: error.message ?? "\(error)"
+                }
             }
             throw ChatError(.internalError, "Could not open the SQLite database \(path): \(why).")
         }
@@ -69,7 +72,7 @@ public final class SQLiteChatStore: ChatStore {
         MessageWriteQueue(label: "parley.sqlite.writes", store: "sqlite", writeBlocking: { batch in
             do {
                 return try write(batch, to: database)
-            } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY || error.resultCode == .SQLITE_LOCKED {
+            } catch let error as DatabaseError where error.isLockHeldElsewhere {
                 // Another process held the lock past the busy timeout: trying each message alone
                 // would wait it out once per message.
                 throw MessageWriteQueue.Unavailable(error)
@@ -671,4 +674,9 @@ public final class SQLiteChatStore: ChatStore {
             encrypted: EncryptedBody(stored: row["e2e"])
         )
     }
+}
+
+extension DatabaseError {
+    /// Another connection held the lock this statement needed past the busy timeout.
+    var isLockHeldElsewhere: Bool { resultCode == .SQLITE_BUSY || resultCode == .SQLITE_LOCKED }
 }
