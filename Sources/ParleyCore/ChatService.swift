@@ -273,10 +273,11 @@ public final class ChatService: Sendable {
         }
     }
 
-    /// Returns once every message posted so far is stored (or has failed) and published: a
-    /// server stopping calls it after closing its sessions, before closing the store.
-    public func finishWrites() async {
-        await store.finishWrites()
+    /// Returns 0 once every message posted so far is stored (or has failed) and published, or,
+    /// if `limit` passes first, how many were still waiting to be stored: a server stopping
+    /// calls it after closing its sessions, before closing the store.
+    public func finishWrites(within limit: Duration? = nil) async -> Int {
+        await store.finishWrites(within: limit)
     }
 
     /// A room's member accounts, from the cache when it has them.

@@ -67,9 +67,10 @@ public protocol ChatStore: Sendable {
     /// (or has failed). Messages submitted one after another are stored, and their completions
     /// run, in that order. A store that has fallen far behind may make the caller wait.
     func submitMessage(_ message: NewMessage, recipients: [UserID], completion: @escaping MessageCompletion) async
-    /// Returns once every message submitted before it is stored (or has failed) and its
-    /// completion has run.
-    func finishWrites() async
+    /// Returns 0 once every message submitted before it is stored (or has failed) and its
+    /// completion has run; or, if `limit` (when given) passes first, how many were still waiting
+    /// to be stored then.
+    func finishWrites(within limit: Duration?) async -> Int
     /// The message with this id.
     func message(id: Int64) async throws -> StoredMessage?
     /// The image of the message with this id, with its bytes.
@@ -128,5 +129,5 @@ extension ChatStore {
 
     /// Nothing to wait for: ``submitMessage(_:recipients:completion:)`` completes before it
     /// returns.
-    public func finishWrites() async {}
+    public func finishWrites(within limit: Duration?) async -> Int { 0 }
 }

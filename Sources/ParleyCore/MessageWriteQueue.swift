@@ -61,7 +61,16 @@ public final class MessageWriteQueue: Sendable {
     /// How many inserts may wait before ``submit(_:recipients:completion:)`` waits for its commit.
     public let maxQueued: Int
     private let writer: Writer
-    private let state = Mutex<(queue: [Pending], writing: Bool, idle: [CheckedContinuation<Void, Never>])>(([], false, []))
+    private let state = Mutex<State>(State())
+    private struct State {
+        var queue: [Pending] = []
+        var writing = false
+        /// The inserts of the batch being written.
+        var inFlight = 0
+        /// Who waits in ``finish(within:)`` for the writer to go idle, by number.
+        var idle: [Int: CheckedContinuation<Int, Never>] = [:]
+        var nextWaiter = 0
+    }
     /// Where completions run (asynchronous writer), or where batches are written and completed
     /// (blocking writer).
     private let thread: DispatchQueue
@@ -164,32 +173,52 @@ public final class MessageWriteQueue: Sendable {
     /// completion has run: a server stopping waits for it before it closes the store, so that a
     /// message it took is not lost on the way out.
     public func finish() async {
-        await withCheckedContinuation { (finished: CheckedContinuation<Void, Never>) in
-            let idle = state.withLock { state -> Bool in
-                guard state.writing else { return true }
-                state.idle.append(finished)
-                return false
+        _ = await finish(within: nil)
+    }
+
+    /// Does what ``finish()`` does, but waits at most `limit`: returns 0 once every insert
+    /// submitted before it is written (or has failed) and completed, or, when `limit` passes
+    /// first, how many were still waiting or being written then (a database that stays locked
+    /// must not keep a server from stopping).
+    public func finish(within limit: Duration?) async -> Int {
+        await withCheckedContinuation { (finished: CheckedContinuation<Int, Never>) in
+            let waiter = state.withLock { state -> Int? in
+                guard state.writing else { return nil }
+                let waiter = state.nextWaiter
+                state.nextWaiter += 1
+                state.idle[waiter] = finished
+                return waiter
             }
-            if idle { finished.resume() }
+            guard let waiter else { return finished.resume(returning: 0) }
+            guard let limit else { return }
+            // Left to run out when the writer goes idle first: it then finds nothing to expire.
+            Task {
+                try? await Task.sleep(for: limit)
+                let expired = self.state.withLock { state in
+                    state.idle.removeValue(forKey: waiter).map { ($0, state.queue.count + state.inFlight) }
+                }
+                if let (continuation, unwritten) = expired { continuation.resume(returning: unwritten) }
+            }
         }
     }
 
     /// Takes every waiting insert, or marks the writer idle when there are none; then resumes
-    /// whoever waits in ``finish()`` (on `thread`, after the completions queued there).
+    /// whoever waits in ``finish(within:)`` (on `thread`, after the completions queued there).
     private func nextBatch() -> [Pending] {
-        let (batch, finished) = state.withLock { state -> ([Pending], [CheckedContinuation<Void, Never>]) in
+        let (batch, finished) = state.withLock { state -> ([Pending], [CheckedContinuation<Int, Never>]) in
             let batch = state.queue
             state.queue.removeAll()
+            state.inFlight = batch.count
             guard batch.isEmpty else { return (batch, []) }
             state.writing = false
-            var finished: [CheckedContinuation<Void, Never>] = []
-            swap(&finished, &state.idle)
+            let finished = Array(state.idle.values)
+            state.idle.removeAll()
             return (batch, finished)
         }
         if !finished.isEmpty {
             switch writer {
-            case .async: thread.async { for waiter in finished { waiter.resume() } }
-            case .blocking: for waiter in finished { waiter.resume() }
+            case .async: thread.async { for waiter in finished { waiter.resume(returning: 0) } }
+            case .blocking: for waiter in finished { waiter.resume(returning: 0) }
             }
         }
         return batch

@@ -133,11 +133,16 @@ public final class ParleyApplication: Service, Sendable {
     }
 
     /// Stops accepting connections, closes every session, and stores the messages it took before
-    /// closing the store.
+    /// closing the store, waiting for them at most ``ParleyConfiguration/shutdownTimeout``.
     public func shutdown() async {
         logger.info("shutting down")
         await http.shutdown()
-        await chat.finishWrites()
+        let unstored = await chat.finishWrites(within: configuration.shutdownTimeout)
+        if unstored > 0 {
+            logger.error("stopping without storing \(unstored) received messages: the store did not take them within the shutdown timeout", metadata: [
+                "timeout": "\(configuration.shutdownTimeout)",
+            ])
+        }
         await closeStore?()
         try? await ownGroup?.shutdownGracefully()
     }

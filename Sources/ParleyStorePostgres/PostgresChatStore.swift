@@ -419,9 +419,10 @@ public final class PostgresChatStore: ChatStore {
         await inserts.submit(message, recipients: recipients, completion: completion)
     }
 
-    /// Returns once the messages submitted so far are committed (or have failed) and completed.
-    public func finishWrites() async {
-        await inserts.finish()
+    /// Returns 0 once the messages submitted so far are committed (or have failed) and completed,
+    /// or how many were not yet when `limit` passed (see ``MessageWriteQueue/finish(within:)``).
+    public func finishWrites(within limit: Duration?) async -> Int {
+        await inserts.finish(within: limit)
     }
 
     /// Inserts a batch in the caller's transaction with a handful of statements, whatever its

@@ -575,9 +575,10 @@ public final class SQLiteChatStore: ChatStore {
         await inserts.submit(message, recipients: recipients, completion: completion)
     }
 
-    /// Returns once the messages submitted so far are committed (or have failed) and completed.
-    public func finishWrites() async {
-        await inserts.finish()
+    /// Returns 0 once the messages submitted so far are committed (or have failed) and completed,
+    /// or how many were not yet when `limit` passed (see ``MessageWriteQueue/finish(within:)``).
+    public func finishWrites(within limit: Duration?) async -> Int {
+        await inserts.finish(within: limit)
     }
 
     /// The statements of a message insert, looked up once per batch: under load, parsing SQL,

@@ -74,6 +74,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "The most entries the fourth tutorial's global chat history keeps (the newest).")
     var tutorial4HistoryCap = 1000
 
+    @Option(help: "Seconds a stopping server (SIGTERM, SIGINT) waits for the messages it has taken to be stored; those still waiting then are lost, and the log says how many.")
+    var shutdownTimeout = 8.0
+
     @Option(help: "Network threads (event loops); default: one per CPU the process may run on.")
     var threads: Int?
 
@@ -96,6 +99,7 @@ struct Serve: AsyncParsableCommand {
         }
         guard SQLiteChatStore.Sync(rawValue: sqliteSync) != nil else { throw ValidationError("--sqlite-sync is full or normal") }
         guard undeliveredMaxAge > 0 else { throw ValidationError("--undelivered-max-age must be positive") }
+        guard shutdownTimeout >= 0, shutdownTimeout.isFinite else { throw ValidationError("--shutdown-timeout must not be negative") }
         guard tutorial4HistoryCap > 0 else { throw ValidationError("--tutorial4-history-cap must be positive") }
         if let cookie, cookie.isEmpty || !cookie.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "_-.".contains($0)) }) {
             throw ValidationError("--cookie is a cookie name: letters, digits, '.', '-' and '_'")
@@ -134,6 +138,7 @@ struct Serve: AsyncParsableCommand {
         configuration.chat.defaultRetention = RetentionPolicy(rawValue: retention) ?? .keep
         configuration.chat.undeliveredMaxAge = Int64(undeliveredMaxAge) * 1000
         configuration.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+        configuration.shutdownTimeout = .milliseconds(Int64((shutdownTimeout * 1000).rounded()))
         if let threads { configuration.threads = threads }
         return configuration
     }

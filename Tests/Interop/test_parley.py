@@ -4,6 +4,7 @@ graceful shutdown."""
 import signal
 import threading
 import time
+from pathlib import Path
 
 import requests
 import socketio
@@ -179,27 +180,35 @@ def stored_rows(database: str, query: str) -> list[tuple]:
         return [tuple(str(value) for value in row) for row in connection.execute(query).fetchall()]
 
 
+def chats_held_up_by_a_write_lock(server, texts: list[str]) -> WriteLock:
+    """A first-tutorial client joins a room, then another process takes the store's write lock
+    and the client sends `texts` as chats; returns once the server has read them all, with the
+    lock still held."""
+    ws = open_websocket(server.ws_url)
+    ws.recv()
+    ws.send("40")
+    assert ws.recv().startswith("40")
+    ws.send('42["login","ann"]')
+    ws.send('42["join","held up"]')
+    # The room exists once the join is stored.
+    eventually(lambda: stored_rows(server.database, "SELECT name FROM room") == [("held up",)])
+    lock = WriteLock(server.database)
+    for text in texts:
+        ws.send(f'42["chat","{text}"]')
+    # Packets on one connection are read in order: once this one is answered, the chats are in.
+    ws.send("40/nowhere,")
+    while not ws.recv().startswith("44/nowhere"):
+        pass
+    return lock
+
+
 def test_sigterm_stores_the_messages_the_server_took_before_it_exits():
     """A first-tutorial client hears of no failure, so a message the server has read must be
     stored even if it stops right then: on SIGTERM the server waits for the messages still
     queued for the database (here held up by another process's write lock) before it exits.
     Runs on each store."""
     server = start_parley()
-    ws = open_websocket(server.ws_url)
-    ws.recv()
-    ws.send("40")
-    assert ws.recv().startswith("40")
-    ws.send('42["login","ann"]')
-    ws.send('42["join","stopping"]')
-    # The room exists once the join is stored.
-    eventually(lambda: stored_rows(server.database, "SELECT name FROM room") == [("stopping",)])
-    lock = WriteLock(server.database)
-    for index in range(300):
-        ws.send(f'42["chat","before the end {index}"]')
-    # Packets on one connection are read in order: once this one is answered, the chats are in.
-    ws.send("40/nowhere,")
-    while not ws.recv().startswith("44/nowhere"):
-        pass
+    lock = chats_held_up_by_a_write_lock(server, [f"before the end {index}" for index in range(300)])
     server.process.send_signal(signal.SIGTERM)
     time.sleep(1)
     waiting = server.process.poll() is None
@@ -208,6 +217,29 @@ def test_sigterm_stores_the_messages_the_server_took_before_it_exits():
     assert waiting, "the server exited while its messages were still queued"
     stored = stored_rows(server.database, "SELECT body FROM message ORDER BY id")
     assert stored == [(f"before the end {index}",) for index in range(300)]
+
+
+def test_sigterm_gives_up_on_a_store_that_stays_locked_and_logs_what_it_lost():
+    """A store held up past --shutdown-timeout (another process keeps the write lock) does not
+    keep the server from stopping: it waits that long, logs how many messages it could not
+    store, and exits. Runs on each store."""
+    server = start_parley("--shutdown-timeout", "1.5")
+    lock = chats_held_up_by_a_write_lock(server, [f"never stored {index}" for index in range(40)])
+    try:
+        started = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        status = server.process.wait(timeout=15)
+        took = time.monotonic() - started
+    finally:
+        lock.release()
+    assert status == 0
+    assert 1.5 <= took < 5, f"stopped after {took:.1f} s"
+    log = Path(server.log).read_text()
+    assert "stopping without storing 40 received messages" in log, log[-2000:]
+    assert stored_rows(server.database, "SELECT body FROM message") == []
+
+    for bad in ("-1", "nan", "soon"):
+        assert "--shutdown-timeout" in refused_serve("--shutdown-timeout", bad)
 
 
 def test_the_readme_python_example_runs(parley):

@@ -54,9 +54,8 @@ struct MessageWriteQueueTests {
         #expect(batches.withLock { $0 } == [["first"], ["two", "three", "four"]])
     }
 
-    /// `finish` returns at once on an idle queue, and otherwise once every insert submitted
-    /// before it is written and completed, with either kind of writer.
-    @Test(arguments: [false, true]) func finishWaitsForEveryInsertAndItsCompletion(blocking: Bool) async throws {
+    /// A queue whose writer (blocking, or asynchronous) holds every batch until `openGate` runs.
+    private static func gatedQueue(blocking: Bool) -> (queue: MessageWriteQueue, openGate: @Sendable () -> Void) {
         let gate = Mutex(false)
         let open: @Sendable () -> Bool = { gate.withLock { $0 } }
         let write: @Sendable ([MessageWriteQueue.Insert]) -> [MessageWriteQueue.Inserted] = { batch in
@@ -71,6 +70,13 @@ struct MessageWriteQueueTests {
                 while !open() { try await Task.sleep(for: .milliseconds(1)) }
                 return write(batch)
             }
+        return (queue, { gate.withLock { $0 = true } })
+    }
+
+    /// `finish` returns at once on an idle queue, and otherwise once every insert submitted
+    /// before it is written and completed, with either kind of writer.
+    @Test(arguments: [false, true]) func finishWaitsForEveryInsertAndItsCompletion(blocking: Bool) async throws {
+        let (queue, openGate) = Self.gatedQueue(blocking: blocking)
         await queue.finish()  // idle: returns at once
 
         let completed = Atomic<Int>(0)
@@ -89,8 +95,31 @@ struct MessageWriteQueueTests {
         try await Task.sleep(for: .milliseconds(100))
         let finishedEarly = finished.load(ordering: .relaxed)
         #expect(!finishedEarly)
-        gate.withLock { $0 = true }
+        openGate()
         #expect(await finishing.value == 3)
+    }
+
+    /// `finish(within:)` gives up once its limit passes and says how many inserts were still
+    /// waiting or being written; a `finish` after it still waits for them all.
+    @Test(arguments: [false, true]) func finishWithinALimitCountsWhatIsLeft(blocking: Bool) async throws {
+        let (queue, openGate) = Self.gatedQueue(blocking: blocking)
+        #expect(await queue.finish(within: .milliseconds(50)) == 0)  // idle
+
+        let completed = Atomic<Int>(0)
+        let sender = Identity(id: UserID(rawValue: "a_ada"), name: "ada", kind: .account)
+        for text in ["one", "two", "three"] {
+            await queue.submit(NewMessage(conversation: .room("r"), sender: sender, text: text, clientID: nil, sentAt: 1), recipients: []) { _ in
+                completed.add(1, ordering: .relaxed)
+            }
+        }
+        let clock = ContinuousClock()
+        let started = clock.now
+        #expect(await queue.finish(within: .milliseconds(100)) == 3)
+        #expect(clock.now - started >= .milliseconds(100))
+        #expect(completed.load(ordering: .relaxed) == 0)
+        openGate()
+        #expect(await queue.finish(within: .seconds(10)) == 0)
+        #expect(completed.load(ordering: .relaxed) == 3)
     }
 
     /// Every transaction that commits is timed and its inserts counted, the one-by-one retries
