@@ -139,9 +139,10 @@ public final class ParleyApplication: Service, Sendable {
         await http.shutdown()
         let unstored = await chat.finishWrites(within: configuration.shutdownTimeout)
         if unstored > 0 {
-            logger.error("stopping without storing \(unstored) received messages: the store did not take them within the shutdown timeout", metadata: [
-                "timeout": "\(configuration.shutdownTimeout)",
-            ])
+            logger.error(
+                "stopping without storing \(unstored) received messages: the store did not take them within the shutdown timeout",
+                metadata: ["timeout": "\(configuration.shutdownTimeout)"]
+            )
         }
         await closeStore?()
         try? await ownGroup?.shutdownGracefully()

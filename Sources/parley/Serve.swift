@@ -99,7 +99,7 @@ struct Serve: AsyncParsableCommand {
         }
         guard SQLiteChatStore.Sync(rawValue: sqliteSync) != nil else { throw ValidationError("--sqlite-sync is full or normal") }
         guard undeliveredMaxAge > 0 else { throw ValidationError("--undelivered-max-age must be positive") }
-        guard shutdownTimeout >= 0, shutdownTimeout.isFinite else { throw ValidationError("--shutdown-timeout must not be negative") }
+        guard (0...3600).contains(shutdownTimeout) else { throw ValidationError("--shutdown-timeout is between 0 and 3600 seconds") }
         guard tutorial4HistoryCap > 0 else { throw ValidationError("--tutorial4-history-cap must be positive") }
         if let cookie, cookie.isEmpty || !cookie.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "_-.".contains($0)) }) {
             throw ValidationError("--cookie is a cookie name: letters, digits, '.', '-' and '_'")
