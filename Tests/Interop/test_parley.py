@@ -146,7 +146,6 @@ class WriteLock:
         import sqlite3
         import subprocess
 
-        self.database = database
         if postgres_store():
             self.psql = subprocess.Popen(["psql", database, "-q", "-t", "-A"], stdin=subprocess.PIPE,
                                          stdout=subprocess.PIPE, text=True)
