@@ -78,6 +78,7 @@ let package = Package(
                 "ParleyCore",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .target(
@@ -94,6 +95,7 @@ let package = Package(
                 "EngineIO",
                 "SocketIO",
                 "ParleyCore",
+                "ParleyStorePostgres",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),

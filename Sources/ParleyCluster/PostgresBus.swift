@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import ParleyCore
+import ParleyStorePostgres
 import PostgresNIO
 import Synchronization
 
@@ -40,6 +41,9 @@ public final class PostgresBus: ClusterBus, ClusterReplicator {
     static let notifyLimit = 7_000
 
     let client: PostgresClient
+    /// The client, for what a user waits on (names in rooms): no connection within
+    /// `PostgresChatStore.connectionWait` is `store_unavailable`, as in the store.
+    let pool: BoundedPool
     let logger: Logger
     private let adapters = Mutex<[String: ClusterAdapter]>([:])
     private let outbox = Mutex<(queue: [String], sequence: UInt64)>(([], 0))
@@ -59,6 +63,7 @@ public final class PostgresBus: ClusterBus, ClusterReplicator {
         var configuration = configuration
         configuration.options.maximumConnections = 4
         self.client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        self.pool = BoundedPool(client: client, wait: PostgresChatStore.connectionWait, logger: logger)
         self.nodeID = nodeID
         self.heartbeatInterval = heartbeatInterval
         self.nodeTimeout = nodeTimeout
@@ -110,9 +115,11 @@ public final class PostgresBus: ClusterBus, ClusterReplicator {
         for await _ in listening { break }
     }
 
-    /// Stops the bus and removes this node's heartbeat, so that the others see it gone at once.
+    /// Stops the bus and removes this node's heartbeat, so that the others see it gone at once;
+    /// with the database out of reach for a second, they see it once the heartbeat is stale.
     public func shutdown() async {
-        _ = try? await client.query("DELETE FROM parley_node WHERE id = \(nodeID)", logger: logger)
+        let quick = BoundedPool(client: client, wait: .seconds(1), logger: logger)
+        _ = try? await quick.query("DELETE FROM parley_node WHERE id = \(nodeID)")
         let running = tasks.withLock { tasks in
             defer { tasks.removeAll() }
             return tasks

@@ -1,4 +1,5 @@
 import ParleyCore
+import ParleyStorePostgres
 import PostgresNIO
 
 /// The cluster's names in rooms, in the unlogged table `parley_name_claim`: one row per
@@ -10,7 +11,7 @@ extension PostgresBus: NameRegistry {
     public func claim(_ name: String, in room: String, for user: UserID, on connection: ConnectionID) async throws -> Bool {
         let key = name.lowercased()
         let node = nodeID
-        return try await client.withTransaction(logger: logger) { db in
+        return try await pool.transaction { [logger] db in
             try await db.query("SELECT pg_advisory_xact_lock(hashtext(\(room)), hashtext(\(key)))", logger: logger)
             let taken = try await db.query("""
                 SELECT 1 FROM parley_name_claim WHERE room = \(room) AND name_key = \(key) AND user_id <> \(user.rawValue) LIMIT 1
@@ -27,9 +28,7 @@ extension PostgresBus: NameRegistry {
 
     public func release(_ connection: ConnectionID, from room: String) async {
         do {
-            try await client.query(
-                "DELETE FROM parley_name_claim WHERE room = \(room) AND connection = \(connection.rawValue)", logger: logger
-            )
+            _ = try await pool.query("DELETE FROM parley_name_claim WHERE room = \(room) AND connection = \(connection.rawValue)")
         } catch {
             logger.error("cluster: could not release a name", metadata: ["error": "\(error)", "room": "\(room)"])
         }

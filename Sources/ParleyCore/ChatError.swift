@@ -52,6 +52,9 @@ public struct ChatError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let notFound = Code(rawValue: "not_found")
         /// Too many actions in a short time; try again a little later.
         public static let rateLimited = Code(rawValue: "rate_limited")
+        /// The store could not be reached in time (a database that is down, a file another process
+        /// keeps locked); nothing was changed, and the same request may be tried again.
+        public static let storeUnavailable = Code(rawValue: "store_unavailable")
         /// The server failed; nothing was changed.
         public static let internalError = Code(rawValue: "internal_error")
     }
@@ -65,4 +68,11 @@ public struct ChatError: Error, Sendable, Hashable, CustomStringConvertible {
     }
 
     public var description: String { "\(code.rawValue): \(message)" }
+}
+
+extension ChatError {
+    /// What a store answers when it cannot be reached in time (``Code/storeUnavailable``).
+    public static let storeUnavailable = ChatError(
+        .storeUnavailable, "The server's database is not answering just now; nothing was changed. Try again in a moment."
+    )
 }

@@ -11,9 +11,16 @@ import PostgresNIO
 /// them (autovacuum does so in the background); see docs/DEPLOYMENT.md.
 public final class PostgresChatStore: ChatStore {
     private let client: PostgresClient
+    /// The client, with each operation's wait for a connection bounded by ``connectionWait``.
+    private let pool: BoundedPool
     private let runner: Task<Void, Never>
     private let logger: Logger
     private let inserts: MessageWriteQueue
+
+    /// How long an operation waits for a pooled connection before it fails with
+    /// `store_unavailable` (the database is down, or every connection is busy), like the SQLite
+    /// store's busy timeout.
+    public static let connectionWait: Duration = .seconds(5)
 
     /// Connects to the database at `url` (`postgres://user:password@host:port/database`, with
     /// `?sslmode=disable|prefer|require`; `prefer` when not given), and migrates it.
@@ -22,17 +29,24 @@ public final class PostgresChatStore: ChatStore {
     }
 
     /// Connects with a postgres-nio configuration, and migrates the database. Throws if that
-    /// has not succeeded within `startTimeout`.
+    /// has not succeeded within `startTimeout`. Afterwards, an operation that has no connection
+    /// within `connectionWait` fails with `store_unavailable`.
     public init(
-        configuration: PostgresClient.Configuration, startTimeout: Duration = .seconds(15), logger: Logger = Logger(label: "parley.postgres")
+        configuration: PostgresClient.Configuration, startTimeout: Duration = .seconds(15), connectionWait: Duration = connectionWait,
+        logger: Logger = Logger(label: "parley.postgres")
     ) async throws {
         let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        let pool = BoundedPool(client: client, wait: connectionWait, logger: logger)
         self.client = client
+        self.pool = pool
         self.logger = logger
         self.runner = Task { await client.run() }
-        self.inserts = MessageWriteQueue(label: "parley.postgres.completions", store: "postgres") { [client, logger] batch in
-            try await client.withTransaction(logger: logger) { connection in
-                try await Self.insert(batch, on: connection, logger: logger)
+        self.inserts = MessageWriteQueue(label: "parley.postgres.completions", store: "postgres") { [logger] batch in
+            do {
+                return try await pool.transaction { connection in try await Self.insert(batch, on: connection, logger: logger) }
+            } catch let error as ChatError where error.code == .storeUnavailable {
+                // Without a connection for the batch, each message alone would wait as long again.
+                throw MessageWriteQueue.Unavailable(error)
             }
         }
         let target = "\(configuration.host ?? "?"):\(configuration.port ?? 5432)"
@@ -233,22 +247,22 @@ public final class PostgresChatStore: ChatStore {
 
     /// Runs a statement, discarding rows.
     private func run(_ query: PostgresQuery) async throws {
-        try await client.query(query, logger: logger)
+        _ = try await pool.query(query)
     }
 
     /// Every row of a one-column query.
     private func all<T: PostgresDecodable>(_ query: PostgresQuery, as type: T.Type) async throws -> [T] {
-        try await client.query(query, logger: logger).collect().map { try $0.decode(T.self) }
+        try await pool.query(query).map { try $0.decode(T.self) }
     }
 
     /// Whether a query returns any row.
     private func exists(_ query: PostgresQuery) async throws -> Bool {
-        try await !client.query(query, logger: logger).collect().isEmpty
+        try await !pool.query(query).isEmpty
     }
 
     /// The number of rows a query returns.
     private func count(_ query: PostgresQuery) async throws -> Int {
-        try await client.query(query, logger: logger).collect().count
+        try await pool.query(query).count
     }
 
     // MARK: Accounts and sessions
@@ -271,7 +285,7 @@ public final class PostgresChatStore: ChatStore {
     }
 
     private func accounts(_ query: PostgresQuery) async throws -> [Account] {
-        try await client.query(query, logger: logger).collect().map { row in
+        try await pool.query(query).map { row in
             let (id, handle, key, hash, created) = try row.decode((String, String, String, String, Int64).self)
             return Account(id: UserID(rawValue: id), handle: handle, handleKey: key, passwordHash: hash, createdAt: created)
         }
@@ -292,7 +306,7 @@ public final class PostgresChatStore: ChatStore {
     // MARK: Rooms
 
     public func room(named name: String) async throws -> Room? {
-        try await client.query("SELECT name, owner, created_at FROM room WHERE name = \(name)", logger: logger).collect().first.map { row in
+        try await pool.query("SELECT name, owner, created_at FROM room WHERE name = \(name)").first.map { row in
             let (name, owner, created) = try row.decode((String, String, Int64).self)
             return Room(name: name, owner: UserID(rawValue: owner), createdAt: created)
         }
@@ -363,7 +377,7 @@ public final class PostgresChatStore: ChatStore {
     }
 
     private func friendRequests(_ query: PostgresQuery) async throws -> [FriendRequest] {
-        try await client.query(query, logger: logger).collect().map { row in
+        try await pool.query(query).map { row in
             let (from, to, status, updated) = try row.decode((String, String, String, Int64).self)
             return FriendRequest(
                 from: UserID(rawValue: from), to: UserID(rawValue: to), status: FriendStatus(rawValue: status) ?? .rejected, updatedAt: updated
@@ -384,17 +398,17 @@ public final class PostgresChatStore: ChatStore {
     }
 
     public func putDevice(_ device: DeviceKey) async throws {
-        try await client.query("""
+        _ = try await pool.query("""
             INSERT INTO device (user_id, device_id, public_key, published_at)
             VALUES (\(device.user.rawValue), \(device.deviceID), \(device.publicKey), \(device.publishedAt))
             ON CONFLICT (user_id, device_id) DO UPDATE SET public_key = excluded.public_key, published_at = excluded.published_at
-            """, logger: logger)
+            """)
     }
 
     public func devices(of user: UserID) async throws -> [DeviceKey] {
-        try await client.query("""
+        try await pool.query("""
             SELECT device_id, public_key, published_at FROM device WHERE user_id = \(user.rawValue) ORDER BY position
-            """, logger: logger).collect().map { row in
+            """).map { row in
             let (id, key, published) = try row.decode((String, Data, Int64).self)
             return DeviceKey(user: user, deviceID: id, publicKey: key, publishedAt: published)
         }
@@ -522,7 +536,7 @@ public final class PostgresChatStore: ChatStore {
     }
 
     public func image(ofMessage id: Int64) async throws -> MessageImage? {
-        try await client.query("SELECT type, size, bytes FROM message_image WHERE message_id = \(id)", logger: logger).collect().first
+        try await pool.query("SELECT type, size, bytes FROM message_image WHERE message_id = \(id)").first
             .map { row in
                 let (type, size, bytes) = try row.decode((String, Int, Data).self)
                 return MessageImage(type: type, size: size, data: bytes)
@@ -542,7 +556,7 @@ public final class PostgresChatStore: ChatStore {
     /// inbox row gone, so the message is deleted by whichever comes last.
     public func markDelivered(_ ids: [Int64], for user: UserID, device: String?) async throws -> [StoredMessage] {
         guard !ids.isEmpty else { return [] }
-        return try await client.withTransaction(logger: logger) { connection in
+        return try await pool.transaction { [logger] connection in
             try await connection.query("SELECT id FROM message WHERE id = ANY(\(ids)) ORDER BY id FOR UPDATE", logger: logger)
             func idSet(_ query: PostgresQuery) async throws -> Set<Int64> {
                 Set(try await connection.query(query, logger: logger).collect().map { try $0.decode(Int64.self) })
@@ -607,7 +621,7 @@ public final class PostgresChatStore: ChatStore {
     }
 
     private func messages(_ query: PostgresQuery) async throws -> [StoredMessage] {
-        try await client.query(query, logger: logger).collect().map(Self.message)
+        try await pool.query(query).map(Self.message)
     }
 
     /// Messages with their image's type and size (never its bytes), in the column order

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Logging
 import ParleyCore
 import Synchronization
 
@@ -68,14 +69,21 @@ public final class SQLiteChatStore: ChatStore {
         self.inserts = Self.writeQueue(database)
     }
 
+    /// Where the writer says why it refused a batch.
+    private static let logger = Logger(label: "parley.sqlite")
+
     private static func writeQueue(_ database: any DatabaseWriter) -> MessageWriteQueue {
         MessageWriteQueue(label: "parley.sqlite.writes", store: "sqlite", writeBlocking: { batch in
             do {
                 return try write(batch, to: database)
             } catch let error as DatabaseError where error.isLockHeldElsewhere {
-                // Another process held the lock past the busy timeout: trying each message alone
-                // would wait it out once per message.
-                throw MessageWriteQueue.Unavailable(error)
+                // Another process held the lock past the busy timeout: nothing was written, and
+                // trying each message alone would wait it out once per message.
+                logger.warning(
+                    "another process kept the database locked for \(Int(busyTimeout)) s; answering store_unavailable",
+                    metadata: ["error": .string("\(error)")]
+                )
+                throw MessageWriteQueue.Unavailable(ChatError.storeUnavailable)
             }
         })
     }

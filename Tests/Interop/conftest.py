@@ -125,6 +125,10 @@ def start_testbed(**options) -> Server:
     return server
 
 
+# What a client is told when the server's database does not answer in time (`store_unavailable`).
+STORE_UNAVAILABLE = "The server's database is not answering just now; nothing was changed. Try again in a moment."
+
+
 def postgres_store() -> bool:
     """Whether servers run on PostgreSQL (`PARLEY_TEST_STORE=postgres`, set by scripts/test for
     its second pass of the end-to-end suite) rather than on SQLite files."""
@@ -140,9 +144,12 @@ def fresh_postgres_database() -> str:
     return base.rsplit("/", 1)[0] + "/" + name + ("?" + query if query else "")
 
 
-def start_parley(*flags: str, env: dict | None = None, database: str | None = None, port: int | None = None) -> Server:
+def start_parley(
+    *flags: str, env: dict | None = None, database: str | None = None, port: int | None = None, preexec_fn=None
+) -> Server:
     """The real `parley serve`, on a fresh database (a SQLite file, or a PostgreSQL database
-    when `postgres_store()`) unless `database` names one."""
+    when `postgres_store()`) unless `database` names one; `preexec_fn` runs in the child before
+    it starts the server, as `subprocess.Popen` runs it."""
     port = port or free_port()
     if database is None and postgres_store():
         database = fresh_postgres_database()
@@ -151,7 +158,7 @@ def start_parley(*flags: str, env: dict | None = None, database: str | None = No
         database = str(LOGS.parent / f"parley-{port}-{random.randint(0, 999999)}.sqlite")
     args = [str(bin_dir() / "parley"), "serve", "--host", "127.0.0.1", "--port", str(port), "--database", database, *flags]
     log = log_file("parley")
-    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log, text=True, env=env)
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log, text=True, env=env, preexec_fn=preexec_fn)
     server = Server(process, port, log=log.name)
     wait_until_listening(port, process)
     server.database = database

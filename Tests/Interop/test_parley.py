@@ -10,7 +10,7 @@ import requests
 import socketio
 import websocket
 
-from conftest import eventually, postgres_store, start_parley
+from conftest import STORE_UNAVAILABLE, eventually, postgres_store, start_parley
 from wire import joined_polling, joined_websocket, open_websocket
 
 
@@ -343,7 +343,7 @@ def test_sqlite_commits_are_synced_unless_normal_is_asked(tmp_path):
 def test_messages_wait_for_another_process_writing_to_the_sqlite_file(tmp_path):
     """While another process holds the SQLite file's write lock (an operator's `sqlite3` shell in
     a transaction), a message waits for it instead of failing; held past the 5 s busy timeout,
-    the sender gets a clear error once, the server stays up and nothing stored is lost."""
+    the sender gets `store_unavailable` once, the server stays up and nothing stored is lost."""
     import sqlite3
 
     database = str(tmp_path / "shared.sqlite")
@@ -378,8 +378,7 @@ def test_messages_wait_for_another_process_writing_to_the_sqlite_file(tmp_path):
         waited = time.monotonic() - started
         lock.execute("ROLLBACK")
         lock.close()
-        assert reply == {"ok": False, "error": {"code": "internal_error",
-                                                "message": "The server could not complete this; nothing was changed."}}
+        assert reply == {"ok": False, "error": {"code": "store_unavailable", "message": STORE_UNAVAILABLE}}
         # One wait of the busy timeout, not one more for the message on its own.
         assert 4.5 < waited < 9, waited
 

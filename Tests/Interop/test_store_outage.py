@@ -1,0 +1,127 @@
+"""A store that stops answering: PostgreSQL going down and coming back, and a SQLite file that
+cannot grow. The client gets a clear error in seconds, the server stays up, what it stored
+stays, and it takes messages again once the store is back."""
+
+import os
+import resource
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from conftest import STORE_UNAVAILABLE, free_port, start_parley
+from test_chat import Chatter, register
+
+POSTGRES = Path(__file__).resolve().parents[2] / "scripts" / "postgres"
+
+
+def postgres(*args: str) -> str:
+    """Runs `scripts/postgres ARGS…`; its output (the URL, for `start`)."""
+    return subprocess.run([str(POSTGRES), *args], check=True, capture_output=True, text=True, timeout=120).stdout.strip()
+
+
+def texts(chatter, room):
+    return [message["text"] for message in chatter.ok("history:get", {"room": room, "limit": 50})["messages"]]
+
+
+def test_a_postgres_outage_is_answered_store_unavailable_within_seconds_and_survived():
+    """With the database down, a message is refused with `store_unavailable` after the 5 s wait
+    for a connection (postgres-nio alone kept it waiting a minute), reads too; the refused
+    message is not stored later, and once the database is back the same connection sends again.
+    Stopped while the database is down, the server exits at once."""
+    directory, port = tempfile.mkdtemp(prefix="parley-outage-"), free_port()
+    url = postgres("start", directory, str(port))
+    try:
+        server = start_parley(database=url)
+        chatter = None
+        try:
+            token = register(server, "operator")["token"]
+            chatter = Chatter(server, auth={"token": token})
+            chatter.ok("room:join", {"room": "ops"})
+            chatter.ok("message:send", {"room": "ops", "text": "before", "clientId": "b"})
+
+            postgres("down", directory)
+            started = time.monotonic()
+            reply = chatter.call("message:send", {"room": "ops", "text": "refused", "clientId": "r"})
+            waited = time.monotonic() - started
+            assert reply == {"ok": False, "error": {"code": "store_unavailable", "message": STORE_UNAVAILABLE}}
+            assert 4.5 < waited < 9, waited
+            assert chatter.error("history:get", {"room": "ops"}) == "store_unavailable"
+            assert server.alive()
+
+            postgres("up", directory, str(port))
+            deadline = time.monotonic() + 60
+            while True:
+                reply = chatter.call("message:send", {"room": "ops", "text": "after", "clientId": "a"})
+                if reply["ok"] or time.monotonic() > deadline:
+                    break
+                assert reply["error"]["code"] == "store_unavailable", reply
+                time.sleep(0.5)
+            assert reply["ok"], reply
+            # "Nothing was changed" held: the refused message never reached the database.
+            assert texts(chatter, "ops") == ["before", "after"]
+
+            # A server told to stop while its database is down stops at once (it used to wait
+            # for the pool to give up on the cluster's goodbye, a minute, and be killed).
+            postgres("down", directory)
+            chatter.close()
+            chatter = None
+            started = time.monotonic()
+            assert server.stop() == 0
+            assert time.monotonic() - started < 5
+        finally:
+            if chatter:
+                chatter.close()
+            server.stop()
+    finally:
+        postgres("stop", directory)
+
+
+def ignore_file_size_signal():
+    # A write past RLIMIT_FSIZE then fails with EFBIG instead of killing the server.
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+
+def test_a_sqlite_file_that_cannot_grow_refuses_messages_and_keeps_what_it_stored(tmp_path):
+    """A disk that is full, as the server sees it: its files may not grow (RLIMIT_FSIZE, raised
+    again afterwards). Messages fail with a clear error, the server stays up, reads still work,
+    nothing stored is lost, and it stores again once the files may grow."""
+    database = str(tmp_path / "full.sqlite")
+    server = start_parley(database=database, preexec_fn=ignore_file_size_signal)
+    chatter = None
+    try:
+        token = register(server, "archivist")["token"]
+        chatter = Chatter(server, auth={"token": token})
+        chatter.ok("room:join", {"room": "archive"})
+        stored = [chatter.ok("message:send", {"room": "archive", "text": f"kept {i}", "clientId": f"k{i}"})["message"]["text"]
+                  for i in range(3)]
+
+        # Every file as large as it is now: the next commit cannot append to the log.
+        largest = max(os.path.getsize(database + suffix) for suffix in ("", "-wal"))
+        resource.prlimit(server.process.pid, resource.RLIMIT_FSIZE, (largest, resource.RLIM_INFINITY))
+        reply = chatter.call("message:send", {"room": "archive", "text": "too much " * 50, "clientId": "x"})
+        assert reply == {"ok": False, "error": {"code": "internal_error",
+                                                "message": "The server could not complete this; nothing was changed."}}
+        assert server.alive()
+        assert texts(chatter, "archive") == stored
+
+        resource.prlimit(server.process.pid, resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+        chatter.ok("message:send", {"room": "archive", "text": "after", "clientId": "a"})
+        chatter.close()
+        chatter = None
+        assert server.stop() == 0
+        with open(server.log, errors="replace") as log:
+            assert "disk I/O error" in log.read()
+
+        restarted = start_parley(database=database)
+        try:
+            back = Chatter(restarted, auth={"token": token})
+            assert texts(back, "archive") == stored + ["after"]
+            back.close()
+        finally:
+            assert restarted.stop() == 0
+    finally:
+        if chatter:
+            chatter.close()
+        server.stop()
