@@ -132,12 +132,24 @@ public final class ParleyApplication: Service, Sendable {
         try await http.start(host: configuration.host, port: configuration.port)
     }
 
-    /// Stops accepting connections, closes every session, and stores the messages it took before
-    /// closing the store, waiting for them at most ``ParleyConfiguration/shutdownTimeout``.
+    /// Stops accepting connections, closes every session, lets the sockets' handlers finish what
+    /// their clients sent before the end, and stores the messages it took before closing the
+    /// store: all of it within ``ParleyConfiguration/shutdownTimeout``.
     public func shutdown() async {
         logger.info("shutting down")
         await http.shutdown()
-        let unstored = await chat.finishWrites(within: configuration.shutdownTimeout)
+        let clock = ContinuousClock()
+        let deadline = clock.now + configuration.shutdownTimeout
+        // A handler waiting on the store (a join, say) has not yet submitted the messages read
+        // after it; finishing the writes before it would let them go.
+        let busy = await io.finishHandlers(within: configuration.shutdownTimeout)
+        if busy > 0 {
+            logger.error(
+                "stopping while \(busy) connections were still handling what their clients sent: the shutdown timeout passed",
+                metadata: ["timeout": "\(configuration.shutdownTimeout)"]
+            )
+        }
+        let unstored = await chat.finishWrites(within: max(.zero, deadline - clock.now))
         if unstored > 0 {
             logger.error(
                 "stopping without storing \(unstored) received messages: the store did not take them within the shutdown timeout",

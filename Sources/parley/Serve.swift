@@ -74,7 +74,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "The most entries the fourth tutorial's global chat history keeps (the newest).")
     var tutorial4HistoryCap = 1000
 
-    @Option(help: "Seconds a stopping server (SIGTERM, SIGINT) waits for the messages it has taken to be stored; those still waiting then are lost, and the log says how many.")
+    @Option(help: "Seconds a stopping server (SIGTERM, SIGINT) waits for what its clients sent before the end to be handled and stored; what is still waiting then is lost, and the log says how much.")
     var shutdownTimeout = 8.0
 
     @Option(help: "Network threads (event loops); default: one per CPU the process may run on.")

@@ -139,17 +139,17 @@ def test_sigterm_closes_sessions_and_exits_zero():
 
 
 class WriteLock:
-    """Another process holding the store's write lock on the message table: a SQLite write
-    transaction on the file, or a PostgreSQL session holding `LOCK TABLE message` through psql."""
+    """Another process holding the store's write lock on `table`: a SQLite write transaction on
+    the file (which locks every table), or a PostgreSQL session holding `LOCK TABLE` through psql."""
 
-    def __init__(self, database: str):
+    def __init__(self, database: str, table: str = "message"):
         import sqlite3
         import subprocess
 
         if postgres_store():
             self.psql = subprocess.Popen(["psql", database, "-q", "-t", "-A"], stdin=subprocess.PIPE,
                                          stdout=subprocess.PIPE, text=True)
-            self.psql.stdin.write("BEGIN; LOCK TABLE message IN EXCLUSIVE MODE; SELECT 'locked';\n")
+            self.psql.stdin.write(f"BEGIN; LOCK TABLE {table} IN EXCLUSIVE MODE; SELECT 'locked';\n")
             self.psql.stdin.flush()
             assert self.psql.stdout.readline().strip() == "locked"
         else:
@@ -183,22 +183,43 @@ def chats_held_up_by_a_write_lock(server, texts: list[str]) -> WriteLock:
     """A first-tutorial client joins a room, then another process takes the store's write lock
     and the client sends `texts` as chats; returns once the server has read them all, with the
     lock still held."""
+    ws = tutorial_one_in_a_stored_room(server, "ann", "held up")
+    lock = WriteLock(server.database)
+    for text in texts:
+        ws.send(f'42["chat","{text}"]')
+    all_read(ws)
+    return lock
+
+
+def tutorial_one_in_a_stored_room(server, name: str, room: str):
+    """A first-tutorial WebSocket client named `name`, once its join of `room` is stored."""
     ws = open_websocket(server.ws_url)
     ws.recv()
     ws.send("40")
     assert ws.recv().startswith("40")
-    ws.send('42["login","ann"]')
-    ws.send('42["join","held up"]')
-    # The room exists once the join is stored.
-    eventually(lambda: stored_rows(server.database, "SELECT name FROM room") == [("held up",)])
-    lock = WriteLock(server.database)
-    for text in texts:
-        ws.send(f'42["chat","{text}"]')
-    # Packets on one connection are read in order: once this one is answered, the chats are in.
+    ws.send(f'42["login","{name}"]')
+    ws.send(f'42["join","{room}"]')
+    eventually(lambda: (room,) in stored_rows(server.database, "SELECT name FROM room"))
+    return ws
+
+
+def all_read(ws):
+    """Returns once the server has read everything sent on `ws` so far: packets on one
+    connection are read in order, and a connect to an unknown namespace is answered at once."""
     ws.send("40/nowhere,")
     while not ws.recv().startswith("44/nowhere"):
         pass
-    return lock
+
+
+def stopped_while_locked(server, lock: WriteLock, early: str):
+    """SIGTERM, the lock released a second later: the server must still be running then (else
+    `early`), and then exit 0."""
+    server.process.send_signal(signal.SIGTERM)
+    time.sleep(1)
+    waiting = server.process.poll() is None
+    lock.release()
+    assert server.process.wait(timeout=15) == 0
+    assert waiting, early
 
 
 def test_sigterm_stores_the_messages_the_server_took_before_it_exits():
@@ -208,14 +229,26 @@ def test_sigterm_stores_the_messages_the_server_took_before_it_exits():
     Runs on each store."""
     server = start_parley()
     lock = chats_held_up_by_a_write_lock(server, [f"before the end {index}" for index in range(300)])
-    server.process.send_signal(signal.SIGTERM)
-    time.sleep(1)
-    waiting = server.process.poll() is None
-    lock.release()
-    assert server.process.wait(timeout=15) == 0
-    assert waiting, "the server exited while its messages were still queued"
+    stopped_while_locked(server, lock, "the server exited while its messages were still queued")
     stored = stored_rows(server.database, "SELECT body FROM message ORDER BY id")
     assert stored == [(f"before the end {index}",) for index in range(300)]
+
+
+def test_sigterm_lets_a_handler_waiting_on_the_store_finish_and_stores_what_was_read_after_it():
+    """The messages a client sent behind an event whose handler waits on the store (a join, held
+    up here by another process's lock on the room table) are handled and stored before the
+    server exits: it used to stop once the write queue was empty, with them never submitted.
+    Runs on each store."""
+    server = start_parley()
+    ws = tutorial_one_in_a_stored_room(server, "bea", "early")
+    lock = WriteLock(server.database, table="room")
+    ws.send('42["join","late"]')
+    for index in range(20):
+        ws.send(f'42["chat","after the join {index}"]')
+    all_read(ws)
+    stopped_while_locked(server, lock, "the server exited while a handler still waited on the store")
+    stored = stored_rows(server.database, "SELECT conversation, body FROM message ORDER BY id")
+    assert stored == [("room:late", f"after the join {index}") for index in range(20)]
 
 
 def test_sigterm_gives_up_on_a_store_that_stays_locked_and_logs_what_it_lost():

@@ -74,6 +74,8 @@ public final class Namespace: Sendable {
     let recovery: ConnectionStateRecovery?
     let logger: Logger
     let metrics: SocketIOMetrics
+    /// The server's count of sockets running handlers.
+    let activity: HandlerActivity
     private let serverSideEvents = ServerSideEvents()
     private struct Handlers {
         var middlewares: [Middleware] = []
@@ -87,11 +89,13 @@ public final class Namespace: Sendable {
 
     init(
         name: String,
+        activity: HandlerActivity,
         recovery: ConnectionStateRecovery?,
         logger: Logger,
         adapterFactory: @Sendable (AdapterContext) -> any Adapter
     ) {
         self.name = name
+        self.activity = activity
         self.recovery = recovery
         var logger = logger
         logger[metadataKey: "sio.nsp"] = .string(name)

@@ -254,7 +254,9 @@ public final class Socket: Sendable {
             state.draining = true
             return true
         }
-        if start { Task.immediate { await self.drain() } }
+        guard start else { return }
+        namespace.activity.begin()
+        Task.immediate { await self.drain() }
     }
 
     private func drain() async {
@@ -265,6 +267,7 @@ public final class Socket: Sendable {
         }) {
             await job()
         }
+        namespace.activity.end()
     }
 
     func receiveEvent(_ packet: SocketIOPacket) {

@@ -30,6 +30,8 @@ public final class SocketIOServer: Sendable {
     let logger: Logger
     private let adapterFactory: @Sendable (AdapterContext) -> any Adapter
     private let namespaces = Mutex<[String: Namespace]>([:])
+    /// Whose sockets, in every namespace, are running event handlers.
+    let activity = HandlerActivity()
 
     /// A server on `engine`.
     ///
@@ -53,6 +55,14 @@ public final class SocketIOServer: Sendable {
         }
     }
 
+    /// Waits until no socket is running event handlers (disconnect handlers included), at most
+    /// `limit`; returns how many sockets still were then, 0 when none. A stopping server calls
+    /// it once every connection is closed, so that what its clients sent before the end is
+    /// handled before the store is closed.
+    public func finishHandlers(within limit: Duration) async -> Int {
+        await activity.idle(within: limit)
+    }
+
     /// The namespace `name`, created on first use. Clients may only join namespaces that exist.
     public func of(_ name: String) -> Namespace {
         let name = name.hasPrefix("/") ? name : "/" + name
@@ -60,6 +70,7 @@ public final class SocketIOServer: Sendable {
             if let existing = namespaces[name] { return existing }
             let namespace = Namespace(
                 name: name,
+                activity: activity,
                 recovery: configuration.connectionStateRecovery,
                 logger: logger,
                 adapterFactory: adapterFactory
