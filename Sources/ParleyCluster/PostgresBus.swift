@@ -16,7 +16,10 @@ import Synchronization
 /// A node's messages reach the others in the order it published them: one task publishes them,
 /// a batch per statement. Notifications are not stored: a node that loses its listening
 /// connection misses what was published meanwhile (accounts catch up through store-and-forward
-/// when they reconnect).
+/// when they reconnect), and what a node fails to publish (the database was down) is lost. So
+/// a node that listens again reports it to ``onResumed``, and one whose publishing failed
+/// reports to ``onRejoined`` once its next heartbeat is written: each then makes the others'
+/// view of it whole again.
 public final class PostgresBus: ClusterBus, ClusterReplicator {
     /// This node's id (its name, or a random id); names must be unique in a cluster.
     public let nodeID: String
@@ -29,8 +32,15 @@ public final class PostgresBus: ClusterBus, ClusterReplicator {
     public let nodeTimeout: Duration
     /// Called with the ids of nodes this node found gone.
     public let onNodesDown = Mutex<(@Sendable ([String]) -> Void)?>(nil)
-    /// Called when this node finds that the others had taken it for gone.
+    /// Called when the others may have missed this node's presence: it finds that they had
+    /// taken it for gone, or it writes its heartbeat again after some of its messages could not
+    /// be published.
     public let onRejoined = Mutex<(@Sendable () -> Void)?>(nil)
+    /// Called when this node listens again after losing its listening connection: what the
+    /// others published meanwhile (presence, cache changes, broadcasts) never reached it.
+    public let onResumed = Mutex<(@Sendable () -> Void)?>(nil)
+    /// Whether a batch could not be published since the last heartbeat written.
+    private let droppedSome = Mutex(false)
     /// Called with each presence change another node publishes, and that node's id.
     public let onPresence = Mutex<(@Sendable (PresenceChange, String) -> Void)?>(nil)
     /// Called with each conversation change another node publishes.
@@ -62,6 +72,8 @@ public final class PostgresBus: ClusterBus, ClusterReplicator {
     ) {
         var configuration = configuration
         configuration.options.maximumConnections = 4
+        // What pg_stat_activity shows for the bus's connections: which node's they are.
+        configuration.options.additionalStartupParameters = [("application_name", "parley bus \(nodeID)")]
         self.client = PostgresClient(configuration: configuration, backgroundLogger: logger)
         self.pool = BoundedPool(client: client, wait: PostgresChatStore.connectionWait, logger: logger)
         self.nodeID = nodeID
@@ -193,6 +205,7 @@ public final class PostgresBus: ClusterBus, ClusterReplicator {
                 do {
                     try await send(batch)
                 } catch {
+                    droppedSome.withLock { $0 = true }
                     logger.error("cluster bus: could not publish", metadata: ["error": "\(error)", "messages": "\(batch.count)"])
                 }
             }
@@ -223,11 +236,17 @@ public final class PostgresBus: ClusterBus, ClusterReplicator {
 
     /// Listens on the channel until cancelled, connecting again after a failure.
     private func listen(ready: AsyncStream<Void>.Continuation) async {
+        var lost = false
         while !Task.isCancelled {
             do {
+                let resumed = lost
                 try await client.withConnection { connection in
                     try await connection.listen(on: Self.channel) { notifications in
                         ready.yield()
+                        if resumed {
+                            logger.warning("cluster bus: listening again; catching up with the other nodes")
+                            onResumed.withLock { $0 }?()
+                        }
                         for try await notification in notifications {
                             await self.receive(notification.payload)
                         }
@@ -235,6 +254,7 @@ public final class PostgresBus: ClusterBus, ClusterReplicator {
                 }
             } catch {
                 if Task.isCancelled { break }
+                lost = true
                 logger.error("cluster bus: listening failed; listening again", metadata: ["error": "\(error)"])
                 try? await Task.sleep(for: .seconds(1))
             }
@@ -298,6 +318,11 @@ public final class PostgresBus: ClusterBus, ClusterReplicator {
                 // This node's own heartbeat first, so that it never finds itself gone.
                 if try await heartbeat() {
                     logger.warning("cluster: the other nodes had taken this node for gone; announcing its presence again")
+                    droppedSome.withLock { $0 = false }
+                    onRejoined.withLock { $0 }?()
+                } else if droppedSome.withLock({ $0 }) {
+                    logger.warning("cluster: some messages could not be published; announcing this node's presence again")
+                    droppedSome.withLock { $0 = false }
                     onRejoined.withLock { $0 }?()
                 }
                 let gone = try await client.query("""

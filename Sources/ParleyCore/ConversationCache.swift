@@ -47,4 +47,11 @@ struct ConversationCache {
         generation += 1
         retention[conversation] = nil
     }
+
+    /// Forgets everything, as if every conversation had changed.
+    mutating func forgetAll() {
+        generation += 1
+        members.removeAll()
+        retention.removeAll()
+    }
 }

@@ -82,6 +82,14 @@ extension ChatService {
         }
     }
 
+    /// After this node missed what other nodes published (its cluster bus lost its listening
+    /// connection): it forgets every cached conversation, since a change may have gone unheard,
+    /// and trades presence with the others, each replacing what it knew of the other.
+    public func catchUpWithOtherNodes() {
+        cache.withLock { $0.forgetAll() }
+        announcePresence(askingOthers: true)
+    }
+
     /// Records a change this node made to a conversation: its own cache forgets the old value
     /// at once, and the other nodes are told to forget theirs.
     func conversationChanged(_ change: ConversationChange) {

@@ -106,6 +106,7 @@ public final class ParleyApplication: Service, Sendable {
             bus.onConversationChange.withLock { $0 = { [weak chat] change in chat?.apply(change) } }
             bus.onNodesDown.withLock { $0 = { [weak chat] nodes in chat?.nodesDown(nodes) } }
             bus.onRejoined.withLock { $0 = { [weak chat] in chat?.announcePresence(askingOthers: false) } }
+            bus.onResumed.withLock { $0 = { [weak chat] in chat?.catchUpWithOtherNodes() } }
             chat.announcePresence(askingOthers: true)
         }
         self.engine = engine

@@ -96,6 +96,8 @@ public final class PostgresChatStore: ChatStore {
             tls: tls
         )
         configuration.options.maximumConnections = max(1, maxConnections)
+        // What pg_stat_activity shows for the store's connections.
+        configuration.options.additionalStartupParameters = [("application_name", "parley")]
         return configuration
     }
 

@@ -10,6 +10,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import requests
+
 from conftest import STORE_UNAVAILABLE, free_port, start_parley
 from test_chat import Chatter, register
 
@@ -125,3 +127,58 @@ def test_a_sqlite_file_that_cannot_grow_refuses_messages_and_keeps_what_it_store
         if chatter:
             chatter.close()
         server.stop()
+
+
+def test_a_node_that_lost_its_bus_connection_catches_up_with_what_it_missed():
+    """Two nodes on one database. Node B's bus connections are cut (as a database restart or a
+    network blip cuts them); during the second before B listens again, the owner of a room on
+    node A makes it store nothing (`none`) and leaves it, and B misses both notices. Once B
+    listens again it must neither keep showing the member who left (it trades presence with the
+    others again) nor store its clients' messages under the old policy (it forgets what it had
+    cached). The nodes' heartbeats never lapse, so neither takes the other for gone."""
+    directory, port = tempfile.mkdtemp(prefix="parley-outage-"), free_port()
+    url = postgres("start", directory, str(port))
+    try:
+        a, b = start_parley(database=url), start_parley(database=url)
+        chatters = []
+        try:
+            def join(server, handle):
+                chatter = Chatter(server, auth={"token": register(server, handle)["token"]})
+                chatters.append(chatter)
+                reply = chatter.ok("room:join", {"room": "lobby"})
+                return chatter, sorted(member["name"] for member in reply["members"])
+
+            leaver, _ = join(a, "leaver")
+            stayer, members = join(b, "stayer")
+            assert members == ["leaver", "stayer"]
+            # B now knows (and caches) the room's policy.
+            assert "ephemeral" not in stayer.ok("message:send", {"room": "lobby", "text": "kept"})["message"]
+
+            node_b = requests.get(b.url + "/healthz", timeout=5).json()["node"]
+            cut = subprocess.run(
+                ["psql", url, "-q", "-t", "-A", "-c",
+                 f"SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'parley bus {node_b}'"],
+                check=True, capture_output=True, text=True, timeout=30).stdout.strip()
+            assert int(cut) >= 1, cut
+            time.sleep(0.2)
+            leaver.ok("room:retention", {"room": "lobby", "policy": "none"})
+            leaver.close()
+            chatters.remove(leaver)
+
+            deadline = time.monotonic() + 15
+            while True:
+                time.sleep(0.5)
+                members = join(b, f"late{len(chatters)}")[1]
+                if "leaver" not in members or time.monotonic() > deadline:
+                    break
+            assert "leaver" not in members, members
+            assert "stayer" in members
+            assert stayer.ok("message:send", {"room": "lobby", "text": "not kept"})["message"].get("ephemeral") is True
+            assert texts(stayer, "lobby") == ["kept"]
+        finally:
+            for chatter in chatters:
+                chatter.close()
+            a.stop()
+            b.stop()
+    finally:
+        postgres("stop", directory)
