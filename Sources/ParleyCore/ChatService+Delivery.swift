@@ -11,22 +11,28 @@ extension ChatService {
     public func connected(_ identity: Identity, on connection: ConnectionID) async {
         sink.subscribe(connection, to: .user(identity.id))
         guard identity.isAccount else { return }
+        if replicator != nil { accountConnections.withLock { $0[connection] = identity } }
         do throws(ChatError) {
             for room in try await storage({ try await store.rooms(of: identity.id) }) {
                 presence.withLock { enter(room, identity, connection, presence: &$0) }
             }
-            var after: Int64?
-            while true {
-                let page = try await storage { try await store.pendingMessages(for: identity.id, after: after, limit: Self.replayPage) }
-                for message in page {
-                    let event: ChatEvent = message.conversation.roomName != nil ? .message(message) : .direct(message, to: identity)
-                    sink.publish(event, to: .connection(connection))
-                }
-                guard page.count == Self.replayPage, let last = page.last else { break }
-                after = last.id
-            }
+            try await replayInbox(of: identity, to: connection)
         } catch {
             logger.error("could not restore a connection's rooms and inbox", metadata: ["error": .string("\(error)")])
+        }
+    }
+
+    /// Sends a connection what waits in its account's inbox, oldest first, page by page.
+    func replayInbox(of identity: Identity, to connection: ConnectionID) async throws(ChatError) {
+        var after: Int64?
+        while true {
+            let page = try await storage { try await store.pendingMessages(for: identity.id, after: after, limit: Self.replayPage) }
+            for message in page {
+                let event: ChatEvent = message.conversation.roomName != nil ? .message(message) : .direct(message, to: identity)
+                sink.publish(event, to: .connection(connection))
+            }
+            guard page.count == Self.replayPage, let last = page.last else { break }
+            after = last.id
         }
     }
 

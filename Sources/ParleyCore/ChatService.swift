@@ -50,6 +50,8 @@ public final class ChatService: Sendable {
     let presence = Mutex(Presence())
     let ephemeral = Mutex(EphemeralMessages())
     let cache: Mutex<ConversationCache>
+    /// In a cluster, this node's open connections of accounts, for ``catchUpWithOtherNodes()``.
+    let accountConnections = Mutex<[ConnectionID: Identity]>([:])
 
     /// The current time, in milliseconds since 1970, by the service's clock.
     public var now: Timestamp { clock() }
@@ -206,6 +208,7 @@ public final class ChatService: Sendable {
 
     /// A connection went away: it leaves every room it was in (accounts stay members).
     public func disconnected(_ connection: ConnectionID) {
+        if replicator != nil { accountConnections.withLock { _ = $0.removeValue(forKey: connection) } }
         presence.withLock { presence in
             let rooms = (presence.connections[connection] ?? []).sorted()
             for room in rooms {

@@ -84,10 +84,23 @@ extension ChatService {
 
     /// After this node missed what other nodes published (its cluster bus lost its listening
     /// connection): it forgets every cached conversation, since a change may have gone unheard,
-    /// and trades presence with the others, each replacing what it knew of the other.
+    /// trades presence with the others, each replacing what it knew of the other, and sends its
+    /// accounts' connections what waits in their inboxes, as on a reconnect: the messages they
+    /// missed live, and again those they have yet to acknowledge (clients tell them by id).
     public func catchUpWithOtherNodes() {
         cache.withLock { $0.forgetAll() }
         announcePresence(askingOthers: true)
+        let connections = accountConnections.withLock { $0 }
+        guard !connections.isEmpty else { return }
+        Task {
+            for (connection, identity) in connections {
+                do throws(ChatError) {
+                    try await replayInbox(of: identity, to: connection)
+                } catch {
+                    logger.error("could not catch up a connection's inbox", metadata: ["error": .string("\(error)")])
+                }
+            }
+        }
     }
 
     /// Records a change this node made to a conversation: its own cache forgets the old value

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import requests
 
-from conftest import STORE_UNAVAILABLE, free_port, start_parley
+from conftest import STORE_UNAVAILABLE, eventually, free_port, start_parley
 from test_chat import Chatter, register
 
 POSTGRES = Path(__file__).resolve().parents[2] / "scripts" / "postgres"
@@ -132,10 +132,12 @@ def test_a_sqlite_file_that_cannot_grow_refuses_messages_and_keeps_what_it_store
 def test_a_node_that_lost_its_bus_connection_catches_up_with_what_it_missed():
     """Two nodes on one database. Node B's bus connections are cut (as a database restart or a
     network blip cuts them); during the second before B listens again, the owner of a room on
-    node A makes it store nothing (`none`) and leaves it, and B misses both notices. Once B
-    listens again it must neither keep showing the member who left (it trades presence with the
-    others again) nor store its clients' messages under the old policy (it forgets what it had
-    cached). The nodes' heartbeats never lapse, so neither takes the other for gone."""
+    node A writes to it, makes it store nothing (`none`) and leaves it, and B hears none of it.
+    Once B listens again, its member of the room gets the message it missed, without
+    reconnecting (from its inbox); B no longer shows the member who left (it trades presence
+    with the others again), and it does not store its clients' messages under the old policy
+    (it forgets what it had cached). The nodes' heartbeats never lapse, so neither takes the
+    other for gone."""
     directory, port = tempfile.mkdtemp(prefix="parley-outage-"), free_port()
     url = postgres("start", directory, str(port))
     try:
@@ -161,6 +163,7 @@ def test_a_node_that_lost_its_bus_connection_catches_up_with_what_it_missed():
                 check=True, capture_output=True, text=True, timeout=30).stdout.strip()
             assert int(cut) >= 1, cut
             time.sleep(0.2)
+            leaver.ok("message:send", {"room": "lobby", "text": "missed live"})
             leaver.ok("room:retention", {"room": "lobby", "policy": "none"})
             leaver.close()
             chatters.remove(leaver)
@@ -174,7 +177,8 @@ def test_a_node_that_lost_its_bus_connection_catches_up_with_what_it_missed():
             assert "leaver" not in members, members
             assert "stayer" in members
             assert stayer.ok("message:send", {"room": "lobby", "text": "not kept"})["message"].get("ephemeral") is True
-            assert texts(stayer, "lobby") == ["kept"]
+            assert texts(stayer, "lobby") == ["kept", "missed live"]
+            eventually(lambda: "missed live" in [message["text"] for message in stayer.messages])
         finally:
             for chatter in chatters:
                 chatter.close()
