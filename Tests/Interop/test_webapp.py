@@ -204,6 +204,43 @@ def test_a_message_typed_while_the_connection_is_down_arrives_exactly_once(tmp_p
         server.stop()
 
 
+def test_a_message_the_database_cannot_take_yet_stays_pending_and_is_sent_again(tmp_path):
+    """Another process holds the SQLite file's write lock past the server's 5 s busy timeout: the
+    server answers `store_unavailable`. The app keeps the message, says why, and sends it again
+    until the lock is gone; it is then shown and stored once, and nothing typed was lost."""
+    import sqlite3
+
+    from conftest import start_parley
+    database = str(tmp_path / "busy.sqlite")
+    server = start_parley(database=database)
+    writer = make_browser()
+    lock = None
+    try:
+        register_in(writer, server.url, "busy_writer")
+        wait(writer, ready.text_to_be_present_in_element((By.ID, "members"), "busy_writer"))
+        lock = sqlite3.connect(database, isolation_level=None, timeout=10)
+        lock.execute("BEGIN IMMEDIATE")
+        writer.find_element(By.ID, "text").send_keys("held up\n")
+
+        def held(driver):
+            pending = driver.find_elements(By.CSS_SELECTOR, "#messages .pending .meta")
+            return pending and "Trying again" in pending[0].text
+        wait(writer, held, timeout=15)
+        shot(writer, "10-store-unavailable-pending")
+        lock.execute("ROLLBACK")
+        lock.close()
+        lock = None
+        wait(writer, lambda driver: not driver.find_elements(By.CSS_SELECTOR, "#messages .pending"), timeout=15)
+        assert texts(writer).count("held up") == 1
+        with sqlite3.connect(database) as connection:
+            assert connection.execute("SELECT count(*) FROM message WHERE body = 'held up'").fetchone() == (1,)
+    finally:
+        if lock:
+            lock.close()
+        writer.quit()
+        server.stop()
+
+
 def test_the_widget_on_another_sites_page(parley, tmp_path):
     from conftest import eventually
     from test_chat import Chatter

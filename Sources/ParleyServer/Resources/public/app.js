@@ -301,9 +301,25 @@ function sendPlain(conversation, fields) {
   state.socket.emit(event, payload, (ack) => settle(clientId, ack));
 }
 
+/** Refusals that change nothing and pass (milliseconds before sending again): the message stays
+ *  pending, says why, and goes again with its clientId, so the server stores it once. */
+const SEND_AGAIN_AFTER = { store_unavailable: 2000, rate_limited: 1000 };
+
 function settle(clientId, ack) {
   const item = state.pending.get(clientId);
   if (!item) return;
+  const again = ack && !ack.ok && SEND_AGAIN_AFTER[ack.error.code];
+  if (again) {
+    item.held = ack.error.message;
+    renderMessages();
+    // Once disconnected, the reconnection sends every pending message instead.
+    setTimeout(() => {
+      if (state.pending.get(clientId) === item && state.socket.connected) {
+        state.socket.emit(item.event, item.payload, (reply) => settle(clientId, reply));
+      }
+    }, again);
+    return;
+  }
   state.pending.delete(clientId);
   if (ack && ack.ok && item.plaintext !== undefined) {
     Object.assign(ack.message, { text: item.plaintext, e2eState: "ok", sealedImage: item.sealedImage });
@@ -437,7 +453,7 @@ function renderMessages(keepPosition) {
   for (const item of state.pending.values()) {
     if (item.conversation !== conversation.key) continue;
     const node = element("li", "message mine pending");
-    node.append(element("div", "meta", "sending…"), element("div", "text", item.text));
+    node.append(element("div", "meta", item.held ? `not sent yet: ${item.held} Trying again…` : "sending…"), element("div", "text", item.text));
     list.append(node);
   }
   list.scrollTop = keepPosition ? list.scrollHeight - fromBottom : list.scrollHeight;
