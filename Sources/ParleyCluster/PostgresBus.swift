@@ -316,13 +316,17 @@ public final class PostgresBus: ClusterBus, ClusterReplicator {
             guard !Task.isCancelled else { break }
             do {
                 // This node's own heartbeat first, so that it never finds itself gone.
-                if try await heartbeat() {
-                    logger.warning("cluster: the other nodes had taken this node for gone; announcing its presence again")
-                    droppedSome.withLock { $0 = false }
-                    onRejoined.withLock { $0 }?()
-                } else if droppedSome.withLock({ $0 }) {
-                    logger.warning("cluster: some messages could not be published; announcing this node's presence again")
-                    droppedSome.withLock { $0 = false }
+                let missing = try await heartbeat()
+                let dropped = droppedSome.withLock { dropped in
+                    defer { dropped = false }
+                    return dropped
+                }
+                if missing || dropped {
+                    logger.warning(
+                        missing
+                            ? "cluster: the other nodes had taken this node for gone; announcing its presence again"
+                            : "cluster: some messages could not be published; announcing this node's presence again"
+                    )
                     onRejoined.withLock { $0 }?()
                 }
                 let gone = try await client.query("""

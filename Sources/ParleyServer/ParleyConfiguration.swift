@@ -57,7 +57,8 @@ public struct ParleyConfiguration: Sendable {
     public var logLevel: Logger.Level = .info
     /// How long a stopping server waits for what its clients sent before the end to be handled
     /// and the messages it has taken to be stored (a database locked by another process holds
-    /// them up). What is still waiting then is lost, and the log says how much. Default 8 s: inside Docker's 10 s between its SIGTERM and its SIGKILL.
+    /// them up). What is still waiting then is lost, and the log says how much. Default 8 s:
+    /// inside Docker's 10 s between its SIGTERM and its SIGKILL.
     public var shutdownTimeout: Duration = .seconds(8)
     /// This node's name in a cluster (nodes sharing a PostgreSQL database): its id on the
     /// cluster bus and in `/healthz`. Default: a random id.

@@ -58,7 +58,8 @@ public struct BoundedPool: Sendable {
                         }
                     } catch {
                         // The lease itself failed (the pool gave up connecting): nothing was sent.
-                        if phase.isWaiting { throw NoConnection(underlying: error) }
+                        // A caller that was cancelled meanwhile only learns that.
+                        if phase.isWaiting, !(error is CancellationError) { throw NoConnection(underlying: error) }
                         throw error
                     }
                 }
