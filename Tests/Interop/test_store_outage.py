@@ -2,6 +2,7 @@
 cannot grow. The client gets a clear error in seconds, the server stays up, what it stored
 stays, and it takes messages again once the store is back."""
 
+import contextlib
 import os
 import resource
 import signal
@@ -23,6 +24,59 @@ def postgres(*args: str) -> str:
     return subprocess.run([str(POSTGRES), *args], check=True, capture_output=True, text=True, timeout=120).stdout.strip()
 
 
+@contextlib.contextmanager
+def own_postgres():
+    """A PostgreSQL server of the test's own (so that it may stop it): its admin URL, its
+    directory and its port."""
+    directory, port = tempfile.mkdtemp(prefix="parley-outage-"), free_port()
+    try:
+        yield postgres("start", directory, str(port)), directory, port
+    finally:
+        postgres("stop", directory)
+
+
+def sql(url, statement):
+    return subprocess.run(["psql", url, "-q", "-t", "-A", "-c", statement], check=True, capture_output=True, text=True,
+                          timeout=30).stdout.strip()
+
+
+class TwoNodes:
+    """Nodes A and B on one database (A first, so that it applies the migrations), with account
+    chatters in the room `lobby`, closed at the end."""
+
+    def __init__(self, url_a, url_b):
+        self.a = start_parley(database=url_a)
+        self.b = start_parley(database=url_b)
+        self.chatters = []
+
+    def join(self, server, handle):
+        """A new account joins `lobby` on `server`: its chatter and the member names it is told."""
+        chatter = Chatter(server, auth={"token": register(server, handle)["token"]})
+        self.chatters.append(chatter)
+        reply = chatter.ok("room:join", {"room": "lobby"})
+        return chatter, sorted(member["name"] for member in reply["members"])
+
+    def leave(self, chatter):
+        chatter.close()
+        self.chatters.remove(chatter)
+
+    def members_seen_on_b_once(self, gone, timeout):
+        """The members a newcomer on B is told of, once `gone` is not among them (or `timeout`
+        has passed)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            time.sleep(0.5)
+            members = self.join(self.b, f"late{len(self.chatters)}")[1]
+            if gone not in members or time.monotonic() > deadline:
+                return members
+
+    def close(self):
+        for chatter in self.chatters:
+            chatter.close()
+        self.a.stop()
+        self.b.stop()
+
+
 def texts(chatter, room):
     return [message["text"] for message in chatter.ok("history:get", {"room": room, "limit": 50})["messages"]]
 
@@ -32,9 +86,7 @@ def test_a_postgres_outage_is_answered_store_unavailable_within_seconds_and_surv
     for a connection (postgres-nio alone kept it waiting a minute), reads too; the refused
     message is not stored later, and once the database is back the same connection sends again.
     Stopped while the database is down, the server exits at once."""
-    directory, port = tempfile.mkdtemp(prefix="parley-outage-"), free_port()
-    url = postgres("start", directory, str(port))
-    try:
+    with own_postgres() as (url, directory, port):
         server = start_parley(database=url)
         chatter = None
         try:
@@ -76,8 +128,6 @@ def test_a_postgres_outage_is_answered_store_unavailable_within_seconds_and_surv
             if chatter:
                 chatter.close()
             server.stop()
-    finally:
-        postgres("stop", directory)
 
 
 def ignore_file_size_signal():
@@ -138,51 +188,56 @@ def test_a_node_that_lost_its_bus_connection_catches_up_with_what_it_missed():
     with the others again), and it does not store its clients' messages under the old policy
     (it forgets what it had cached). The nodes' heartbeats never lapse, so neither takes the
     other for gone."""
-    directory, port = tempfile.mkdtemp(prefix="parley-outage-"), free_port()
-    url = postgres("start", directory, str(port))
-    try:
-        a, b = start_parley(database=url), start_parley(database=url)
-        chatters = []
+    with own_postgres() as (url, _, _):
+        nodes = TwoNodes(url, url)
         try:
-            def join(server, handle):
-                chatter = Chatter(server, auth={"token": register(server, handle)["token"]})
-                chatters.append(chatter)
-                reply = chatter.ok("room:join", {"room": "lobby"})
-                return chatter, sorted(member["name"] for member in reply["members"])
-
-            leaver, _ = join(a, "leaver")
-            stayer, members = join(b, "stayer")
+            leaver, _ = nodes.join(nodes.a, "leaver")
+            stayer, members = nodes.join(nodes.b, "stayer")
             assert members == ["leaver", "stayer"]
             # B now knows (and caches) the room's policy.
             assert "ephemeral" not in stayer.ok("message:send", {"room": "lobby", "text": "kept"})["message"]
 
-            node_b = requests.get(b.url + "/healthz", timeout=5).json()["node"]
-            cut = subprocess.run(
-                ["psql", url, "-q", "-t", "-A", "-c",
-                 f"SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'parley bus {node_b}'"],
-                check=True, capture_output=True, text=True, timeout=30).stdout.strip()
+            node_b = requests.get(nodes.b.url + "/healthz", timeout=5).json()["node"]
+            cut = sql(url, f"SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'parley bus {node_b}'")
             assert int(cut) >= 1, cut
             time.sleep(0.2)
             leaver.ok("message:send", {"room": "lobby", "text": "missed live"})
             leaver.ok("room:retention", {"room": "lobby", "policy": "none"})
-            leaver.close()
-            chatters.remove(leaver)
+            nodes.leave(leaver)
 
-            deadline = time.monotonic() + 15
-            while True:
-                time.sleep(0.5)
-                members = join(b, f"late{len(chatters)}")[1]
-                if "leaver" not in members or time.monotonic() > deadline:
-                    break
-            assert "leaver" not in members, members
-            assert "stayer" in members
+            members = nodes.members_seen_on_b_once("leaver", timeout=15)
+            assert "leaver" not in members and "stayer" in members, members
             assert stayer.ok("message:send", {"room": "lobby", "text": "not kept"})["message"].get("ephemeral") is True
             assert texts(stayer, "lobby") == ["kept", "missed live"]
             eventually(lambda: "missed live" in [message["text"] for message in stayer.messages])
         finally:
-            for chatter in chatters:
-                chatter.close()
-            a.stop()
-            b.stop()
-    finally:
-        postgres("stop", directory)
+            nodes.close()
+
+
+def test_a_node_whose_messages_could_not_be_published_announces_its_presence_again():
+    """Node A may not notify for a moment (its database role loses `pg_notify`, as when the
+    database refuses it for a while), so the other node never hears that a member left on A.
+    Once A may publish again, its next heartbeat announces its presence to the others, and B
+    stops showing the member who left."""
+    with own_postgres() as (admin, _, _):
+        sql(admin, "CREATE ROLE node_a LOGIN")
+        sql(admin, "CREATE DATABASE shared OWNER node_a")
+        base = admin.split("@", 1)[1].split("/", 1)[0]
+        shared = f"postgres://postgres@{base}/shared?sslmode=disable"
+        nodes = TwoNodes(f"postgres://node_a@{base}/shared?sslmode=disable", shared)
+        try:
+            leaver, _ = nodes.join(nodes.a, "leaver")
+            assert nodes.join(nodes.b, "stayer")[1] == ["leaver", "stayer"]
+
+            # Function privileges belong to each database.
+            sql(shared, "REVOKE EXECUTE ON FUNCTION pg_notify(text, text) FROM PUBLIC")
+            nodes.leave(leaver)
+            time.sleep(1)
+            sql(shared, "GRANT EXECUTE ON FUNCTION pg_notify(text, text) TO PUBLIC")
+
+            members = nodes.members_seen_on_b_once("leaver", timeout=10)
+            assert "leaver" not in members, members
+            with open(nodes.a.log, errors="replace") as log:
+                assert "some messages could not be published; announcing this node's presence again" in log.read()
+        finally:
+            nodes.close()
