@@ -94,6 +94,9 @@ public final class PostgresBus: ClusterBus, ClusterReplicator {
         let client = self.client
         let runner = Task { await client.run() }
         tasks.withLock { $0.append(runner) }
+        // Lets the runner start before the first lease, which otherwise logs a warning that
+        // `run()` has not been called yet.
+        await Task.yield()
         try await client.withTransaction(logger: logger) { connection in
             try await connection.query("SELECT pg_advisory_xact_lock(\(Int64(0x7061_726c_6562)))", logger: logger)
             // Unlogged: what they hold is worth nothing after a crash of the database.
