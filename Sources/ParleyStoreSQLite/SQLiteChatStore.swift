@@ -69,8 +69,27 @@ public final class SQLiteChatStore: ChatStore {
         self.inserts = Self.writeQueue(database)
     }
 
-    /// Where the writer says why it refused a batch.
+    /// Where the store says why it refused a write.
     private static let logger = Logger(label: "parley.sqlite")
+
+    /// Runs `updates` in a write transaction. Another process holding the file's write lock past
+    /// the busy timeout is `store_unavailable`, as for messages: the transaction did nothing.
+    private func write<T: Sendable>(_ updates: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        do {
+            return try await database.write(updates)
+        } catch let error as DatabaseError where error.isLockHeldElsewhere {
+            throw Self.lockedElsewhere(error)
+        }
+    }
+
+    /// The refusal for a write that waited out the busy timeout, logged.
+    private static func lockedElsewhere(_ error: DatabaseError) -> ChatError {
+        logger.warning(
+            "another process kept the database locked for \(Int(busyTimeout)) s; answering store_unavailable",
+            metadata: ["error": .string("\(error)")]
+        )
+        return ChatError.storeUnavailable
+    }
 
     private static func writeQueue(_ database: any DatabaseWriter) -> MessageWriteQueue {
         MessageWriteQueue(label: "parley.sqlite.writes", store: "sqlite", writeBlocking: { batch in
@@ -79,11 +98,7 @@ public final class SQLiteChatStore: ChatStore {
             } catch let error as DatabaseError where error.isLockHeldElsewhere {
                 // Another process held the lock past the busy timeout: nothing was written, and
                 // trying each message alone would wait it out once per message.
-                logger.warning(
-                    "another process kept the database locked for \(Int(busyTimeout)) s; answering store_unavailable",
-                    metadata: ["error": .string("\(error)")]
-                )
-                throw MessageWriteQueue.Unavailable(ChatError.storeUnavailable)
+                throw MessageWriteQueue.Unavailable(lockedElsewhere(error))
             }
         })
     }
@@ -274,7 +289,7 @@ public final class SQLiteChatStore: ChatStore {
     }
 
     public func setRetention(_ policy: RetentionPolicy, for conversation: ConversationKey) async throws {
-        try await database.write { db in
+        try await write { db in
             try db.execute(
                 sql: "INSERT INTO conversation_policy (conversation, retention) VALUES (?, ?) ON CONFLICT(conversation) DO UPDATE SET retention = excluded.retention",
                 arguments: [conversation.rawValue, policy.rawValue]
@@ -283,7 +298,7 @@ public final class SQLiteChatStore: ChatStore {
     }
 
     public func deleteUndelivered(sentBefore time: Timestamp) async throws -> Int {
-        let deleted = try await database.write { db in
+        let deleted = try await write { db in
             try db.execute(sql: "DELETE FROM message WHERE retention = 'until-delivered' AND sent_at < ?", arguments: [time])
             return db.changesCount
         }
@@ -292,7 +307,7 @@ public final class SQLiteChatStore: ChatStore {
     }
 
     public func deleteMessages(in conversation: ConversationKey) async throws -> Int {
-        let deleted = try await database.write { db in
+        let deleted = try await write { db in
             try db.execute(sql: "DELETE FROM message WHERE conversation = ?", arguments: [conversation.rawValue])
             return db.changesCount
         }
@@ -325,7 +340,7 @@ public final class SQLiteChatStore: ChatStore {
 
     public func saveFriendRequest(_ request: FriendRequest) async throws {
         let (low, high) = Self.pair(request.from, request.to)
-        try await database.write { db in
+        try await write { db in
             try db.execute(
                 sql: """
                     INSERT INTO friend_request (user_low, user_high, from_id, to_id, status, updated_at) VALUES (?, ?, ?, ?, ?, ?)
@@ -339,7 +354,7 @@ public final class SQLiteChatStore: ChatStore {
 
     public func deleteFriendRequest(between a: UserID, and b: UserID) async throws {
         let (low, high) = Self.pair(a, b)
-        try await database.write { db in
+        try await write { db in
             try db.execute(sql: "DELETE FROM friend_request WHERE user_low = ? AND user_high = ?", arguments: [low, high])
         }
     }
@@ -362,13 +377,13 @@ public final class SQLiteChatStore: ChatStore {
     }
 
     public func block(_ blocked: UserID, by blocker: UserID) async throws {
-        try await database.write { db in
+        try await write { db in
             try db.execute(sql: "INSERT OR IGNORE INTO block (blocker, blocked) VALUES (?, ?)", arguments: [blocker.rawValue, blocked.rawValue])
         }
     }
 
     public func unblock(_ blocked: UserID, by blocker: UserID) async throws {
-        try await database.write { db in
+        try await write { db in
             try db.execute(sql: "DELETE FROM block WHERE blocker = ? AND blocked = ?", arguments: [blocker.rawValue, blocked.rawValue])
         }
     }
@@ -380,7 +395,7 @@ public final class SQLiteChatStore: ChatStore {
     }
 
     public func putDevice(_ device: DeviceKey) async throws {
-        try await database.write { db in
+        try await write { db in
             try db.execute(sql: """
                 INSERT INTO device (user_id, device_id, public_key, published_at, first_published) VALUES (?, ?, ?, ?, ?)
                 ON CONFLICT (user_id, device_id) DO UPDATE SET public_key = excluded.public_key, published_at = excluded.published_at
@@ -407,7 +422,7 @@ public final class SQLiteChatStore: ChatStore {
     // MARK: Accounts and sessions
 
     public func createAccount(_ account: Account) async throws {
-        try await database.write { db in
+        try await write { db in
             let taken = try Bool.fetchOne(db, sql: "SELECT 1 FROM account WHERE handle_key = ?", arguments: [account.handleKey]) ?? false
             guard !taken else { throw ChatError(.handleTaken, "That handle is taken.") }
             try db.execute(
@@ -437,7 +452,7 @@ public final class SQLiteChatStore: ChatStore {
     }
 
     public func createSession(tokenHash: String, user: UserID, createdAt: Timestamp) async throws {
-        try await database.write { db in
+        try await write { db in
             try db.execute(
                 sql: "INSERT INTO session (token_hash, user_id, created_at) VALUES (?, ?, ?)",
                 arguments: [tokenHash, user.rawValue, createdAt]
@@ -452,7 +467,7 @@ public final class SQLiteChatStore: ChatStore {
     }
 
     public func deleteSession(tokenHash: String) async throws {
-        try await database.write { db in
+        try await write { db in
             try db.execute(sql: "DELETE FROM session WHERE token_hash = ?", arguments: [tokenHash])
         }
     }
@@ -466,7 +481,7 @@ public final class SQLiteChatStore: ChatStore {
     }
 
     public func createRoom(_ room: Room) async throws -> Room {
-        try await database.write { db in
+        try await write { db in
             try db.execute(
                 sql: "INSERT INTO room (name, owner, created_at) VALUES (?, ?, ?) ON CONFLICT(name) DO NOTHING",
                 arguments: [room.name, room.owner.rawValue, room.createdAt]
@@ -480,13 +495,13 @@ public final class SQLiteChatStore: ChatStore {
     }
 
     public func addMember(room: String, user: UserID) async throws {
-        try await database.write { db in
+        try await write { db in
             try db.execute(sql: "INSERT OR IGNORE INTO room_member (room, user_id) VALUES (?, ?)", arguments: [room, user.rawValue])
         }
     }
 
     public func removeMember(room: String, user: UserID) async throws {
-        try await database.write { db in
+        try await write { db in
             try db.execute(sql: "DELETE FROM room_member WHERE room = ? AND user_id = ?", arguments: [room, user.rawValue])
         }
     }
@@ -531,7 +546,7 @@ public final class SQLiteChatStore: ChatStore {
     }
 
     public func markDelivered(_ ids: [Int64], for user: UserID, device: String?) async throws -> [StoredMessage] {
-        let (delivered, deleted) = try await database.write { db in
+        let (delivered, deleted) = try await write { db in
             var delivered: [StoredMessage] = []
             var deleted = 0
             for id in ids {

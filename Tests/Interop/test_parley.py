@@ -376,7 +376,8 @@ def test_sqlite_commits_are_synced_unless_normal_is_asked(tmp_path):
 def test_messages_wait_for_another_process_writing_to_the_sqlite_file(tmp_path):
     """While another process holds the SQLite file's write lock (an operator's `sqlite3` shell in
     a transaction), a message waits for it instead of failing; held past the 5 s busy timeout,
-    the sender gets `store_unavailable` once, the server stays up and nothing stored is lost."""
+    the sender gets `store_unavailable` once (so does any other write, a new room here), the
+    server stays up and nothing stored is lost."""
     import sqlite3
 
     database = str(tmp_path / "shared.sqlite")
@@ -414,6 +415,14 @@ def test_messages_wait_for_another_process_writing_to_the_sqlite_file(tmp_path):
         assert reply == {"ok": False, "error": {"code": "store_unavailable", "message": STORE_UNAVAILABLE}}
         # One wait of the busy timeout, not one more for the message on its own.
         assert 4.5 < waited < 9, waited
+
+        # Any other write is refused the same way: a new room, here.
+        lock = sqlite3.connect(database, isolation_level=None, timeout=10)
+        lock.execute("BEGIN IMMEDIATE")
+        refused = client.call("room:join", {"room": "elsewhere"}, timeout=30)
+        lock.execute("ROLLBACK")
+        lock.close()
+        assert refused == {"ok": False, "error": {"code": "store_unavailable", "message": STORE_UNAVAILABLE}}
 
         assert server.alive()
         assert client.call("message:send", {"room": "shared", "text": "after"}, timeout=5)["ok"]
