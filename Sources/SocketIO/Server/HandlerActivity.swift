@@ -7,28 +7,26 @@ import Synchronization
 /// a database has not yet done what the event asked. ``SocketIOServer/finishHandlers(within:)``
 /// waits for them before the server lets go of its store.
 final class HandlerActivity: Sendable {
-    private struct State {
-        /// Sockets whose drain task is running.
-        var busy = 0
-        /// Who waits for `busy` to reach 0, by number, with the timer that gives up for them.
-        var waiters: [Int: (continuation: CheckedContinuation<Void, Never>, timer: Task<Void, Never>?)] = [:]
-        var nextWaiter = 0
-    }
+    private typealias Waiter = (continuation: CheckedContinuation<Void, Never>, timer: Task<Void, Never>?)
 
-    private let state = Mutex(State())
+    /// Sockets whose drain task is running. An atomic, not under the waiters' lock: every
+    /// socket's drain on every event loop counts itself here, and no one waits but a server
+    /// stopping.
+    private let busy = Atomic<Int>(0)
+    /// Who waits for `busy` to reach 0, by number, with the timer that gives up for them.
+    private let waiters = Mutex<(byNumber: [Int: Waiter], next: Int)>(([:], 0))
 
     /// A socket's drain task starts.
     func begin() {
-        state.withLock { $0.busy += 1 }
+        busy.add(1, ordering: .sequentiallyConsistent)
     }
 
     /// A socket's drain task has run its last job.
     func end() {
-        let idle = state.withLock { state -> [(continuation: CheckedContinuation<Void, Never>, timer: Task<Void, Never>?)] in
-            state.busy -= 1
-            guard state.busy == 0, !state.waiters.isEmpty else { return [] }
-            defer { state.waiters.removeAll() }
-            return Array(state.waiters.values)
+        guard busy.subtract(1, ordering: .sequentiallyConsistent).newValue == 0 else { return }
+        let idle = waiters.withLock { waiters in
+            defer { waiters.byNumber.removeAll() }
+            return Array(waiters.byNumber.values)
         }
         for waiter in idle {
             waiter.timer?.cancel()
@@ -40,27 +38,29 @@ final class HandlerActivity: Sendable {
     /// sockets still were then (0 when none).
     func idle(within limit: Duration) async -> Int {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let waiter = state.withLock { state -> Int? in
-                guard state.busy > 0 else { return nil }
-                let waiter = state.nextWaiter
-                state.nextWaiter += 1
-                state.waiters[waiter] = (continuation, nil)
+            // Checked under the lock: an `end` that reaches 0 after this takes the lock next
+            // and finds the waiter.
+            let waiter = waiters.withLock { waiters -> Int? in
+                guard busy.load(ordering: .sequentiallyConsistent) > 0 else { return nil }
+                let waiter = waiters.next
+                waiters.next += 1
+                waiters.byNumber[waiter] = (continuation, nil)
                 return waiter
             }
             guard let waiter else { return continuation.resume() }
             let timer = Task {
                 try? await Task.sleep(for: limit)
                 guard !Task.isCancelled else { return }
-                self.state.withLock { $0.waiters.removeValue(forKey: waiter) }?.continuation.resume()
+                self.waiters.withLock { $0.byNumber.removeValue(forKey: waiter) }?.continuation.resume()
             }
             // Kept so that the waiter's release cancels it, unless that release came first.
-            let released = state.withLock { state -> Bool in
-                guard state.waiters[waiter] != nil else { return true }
-                state.waiters[waiter]?.timer = timer
+            let released = waiters.withLock { waiters -> Bool in
+                guard waiters.byNumber[waiter] != nil else { return true }
+                waiters.byNumber[waiter]?.timer = timer
                 return false
             }
             if released { timer.cancel() }
         }
-        return state.withLock { $0.busy }
+        return busy.load(ordering: .sequentiallyConsistent)
     }
 }
