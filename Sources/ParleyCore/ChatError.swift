@@ -53,7 +53,8 @@ public struct ChatError: Error, Sendable, Hashable, CustomStringConvertible {
         /// Too many actions in a short time; try again a little later.
         public static let rateLimited = Code(rawValue: "rate_limited")
         /// The store could not be reached in time (a database that is down, a file another process
-        /// keeps locked); nothing was changed, and the same request may be tried again.
+        /// keeps locked), or cannot write just now (a full disk); nothing was changed, and the same
+        /// request may be tried again.
         public static let storeUnavailable = Code(rawValue: "store_unavailable")
         /// The server failed; nothing was changed.
         public static let internalError = Code(rawValue: "internal_error")
@@ -74,5 +75,12 @@ extension ChatError {
     /// What a store answers when it cannot be reached in time (``Code/storeUnavailable``).
     public static let storeUnavailable = ChatError(
         .storeUnavailable, "The server's database is not answering just now; nothing was changed. Try again in a moment."
+    )
+
+    /// What a store answers when it cannot write (a full disk, a file that may not grow): the
+    /// code of ``storeUnavailable``, for the request may be sent again once the operator has made
+    /// room, but a message that says it may take longer than a moment.
+    public static let storeCannotWrite = ChatError(
+        .storeUnavailable, "The server's database cannot store anything just now (its disk may be full); nothing was changed. Try again later."
     )
 }

@@ -85,16 +85,49 @@ public struct BoundedPool: Sendable {
         }
     }
 
-    /// Every row of `query`, run on a pooled connection (see ``withConnection(_:)``).
+    /// Every row of `query`, run on a pooled connection (see ``withConnection(_:)``). A statement
+    /// the database refused for want of resources is ``ChatError/storeCannotWrite``.
     public func query(_ query: PostgresQuery) async throws -> [PostgresRow] {
-        try await withConnection { [logger] connection in try await connection.query(query, logger: logger).collect() }
+        try await refusingWhenOutOfResources {
+            try await withConnection { [logger] connection in try await connection.query(query, logger: logger).collect() }
+        }
     }
 
-    /// Runs `body` in a transaction on a pooled connection (see ``withConnection(_:)``).
+    /// Runs `body` in a transaction on a pooled connection (see ``withConnection(_:)``). A
+    /// transaction the database refused for want of resources is ``ChatError/storeCannotWrite``.
     public func transaction<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
-        try await withConnection { [logger] connection in
-            try await connection.withTransaction(logger: logger) { connection in try await body(connection) }
+        try await refusingWhenOutOfResources {
+            try await withConnection { [logger] connection in
+                try await connection.withTransaction(logger: logger) { connection in try await body(connection) }
+            }
         }
+    }
+
+    /// Runs `operation` (one statement, or one transaction); an error of SQLSTATE class 53,
+    /// "insufficient resources" (`disk_full` above all), is logged and becomes
+    /// ``ChatError/storeCannotWrite``: the statement failed, its transaction was rolled back, and
+    /// the same request may succeed once the operator has made room.
+    private func refusingWhenOutOfResources<T>(_ operation: () async throws -> T) async throws -> T {
+        do {
+            return try await operation()
+        } catch {
+            guard Self.refusedForWantOfResources(error) else { throw error }
+            logger.error(
+                "the database is out of resources (is its disk full?); nothing was stored, answering store_unavailable",
+                metadata: ["error": .string(String(reflecting: error))]
+            )
+            throw ChatError.storeCannotWrite
+        }
+    }
+
+    /// Whether the database refused a statement of `error`, or of the transaction it ended,
+    /// with SQLSTATE class 53.
+    private static func refusedForWantOfResources(_ error: any Error) -> Bool {
+        var refusal = error
+        if let failed = error as? PostgresTransactionError, let cause = failed.beginError ?? failed.closureError ?? failed.commitError {
+            refusal = cause
+        }
+        return (refusal as? PSQLError)?.serverInfo?[.sqlState]?.hasPrefix("53") == true
     }
 
     private struct NoConnection: Error {

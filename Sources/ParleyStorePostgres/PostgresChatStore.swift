@@ -45,7 +45,8 @@ public final class PostgresChatStore: ChatStore {
             do {
                 return try await pool.transaction { connection in try await Self.insert(batch, on: connection, logger: logger) }
             } catch let error as ChatError where error.code == .storeUnavailable {
-                // Without a connection for the batch, each message alone would wait as long again.
+                // Without a connection for the batch, or room for it, each message alone would
+                // wait as long again, or fail the same way.
                 throw MessageWriteQueue.Unavailable(error)
             }
         }

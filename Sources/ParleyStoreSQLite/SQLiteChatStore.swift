@@ -73,32 +73,48 @@ public final class SQLiteChatStore: ChatStore {
     private static let logger = Logger(label: "parley.sqlite")
 
     /// Runs `updates` in a write transaction. Another process holding the file's write lock past
-    /// the busy timeout is `store_unavailable`, as for messages: the transaction did nothing.
+    /// the busy timeout, or a disk that takes no more, is `store_unavailable`, as for messages:
+    /// the transaction did nothing.
     private func write<T: Sendable>(_ updates: @escaping @Sendable (Database) throws -> T) async throws -> T {
         do {
             return try await database.write(updates)
-        } catch let error as DatabaseError where error.isLockHeldElsewhere {
-            throw Self.lockedElsewhere(error)
+        } catch let error as DatabaseError {
+            throw Self.refusal(for: error) ?? error
         }
     }
 
-    /// The refusal for a write that waited out the busy timeout, logged.
-    private static func lockedElsewhere(_ error: DatabaseError) -> ChatError {
-        logger.warning(
-            "another process kept the database locked for \(Int(busyTimeout)) s; answering store_unavailable",
-            metadata: ["error": .string("\(error)")]
-        )
-        return ChatError.storeUnavailable
+    /// The `store_unavailable` refusal for a write that failed without changing anything and may
+    /// succeed later, logged for the operator; `nil` for any other failure. Such a write either
+    /// waited out the busy timeout for another process's lock, or could not write its file: a
+    /// full disk (`SQLITE_FULL`) or a failed write, which is how a file that may not grow (past
+    /// `RLIMIT_FSIZE`, say) shows (`SQLITE_IOERR`). SQLite rolls the transaction back either way.
+    private static func refusal(for error: DatabaseError) -> ChatError? {
+        if error.isLockHeldElsewhere {
+            logger.warning(
+                "another process kept the database locked for \(Int(busyTimeout)) s; answering store_unavailable",
+                metadata: ["error": .string("\(error)")]
+            )
+            return ChatError.storeUnavailable
+        }
+        if error.resultCode == .SQLITE_FULL || error.resultCode == .SQLITE_IOERR {
+            logger.error(
+                "could not write to the database file (is its disk full?); nothing was stored, answering store_unavailable",
+                metadata: ["error": .string("\(error)")]
+            )
+            return ChatError.storeCannotWrite
+        }
+        return nil
     }
 
     private static func writeQueue(_ database: any DatabaseWriter) -> MessageWriteQueue {
         MessageWriteQueue(label: "parley.sqlite.writes", store: "sqlite", writeBlocking: { batch in
             do {
                 return try write(batch, to: database)
-            } catch let error as DatabaseError where error.isLockHeldElsewhere {
-                // Another process held the lock past the busy timeout: nothing was written, and
-                // trying each message alone would wait it out once per message.
-                throw MessageWriteQueue.Unavailable(lockedElsewhere(error))
+            } catch let error as DatabaseError {
+                // Nothing was written, and trying each message alone would fail (or wait out
+                // the lock) once per message.
+                guard let refusal = refusal(for: error) else { throw error }
+                throw MessageWriteQueue.Unavailable(refusal)
             }
         })
     }

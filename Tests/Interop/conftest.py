@@ -127,6 +127,9 @@ def start_testbed(**options) -> Server:
 
 # What a client is told when the server's database does not answer in time (`store_unavailable`).
 STORE_UNAVAILABLE = "The server's database is not answering just now; nothing was changed. Try again in a moment."
+# The same code when the database cannot write (a full disk).
+STORE_CANNOT_WRITE = ("The server's database cannot store anything just now (its disk may be full); nothing was "
+                      "changed. Try again later.")
 
 
 def postgres_store() -> bool:

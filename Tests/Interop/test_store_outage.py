@@ -1,19 +1,22 @@
-"""A store that stops answering: PostgreSQL going down and coming back, and a SQLite file that
-cannot grow. The client gets a clear error in seconds, the server stays up, what it stored
-stays, and it takes messages again once the store is back."""
+"""A store that stops answering: PostgreSQL going down and coming back, a SQLite file that
+cannot grow, a full disk under either store. The client gets a clear error in seconds, the server
+stays up, what it stored stays, and it takes messages again once the store is back."""
 
 import contextlib
+import errno
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
+import pytest
 import requests
 
-from conftest import STORE_UNAVAILABLE, eventually, free_port, start_parley
+from conftest import STORE_CANNOT_WRITE, STORE_UNAVAILABLE, eventually, free_port, start_parley
 from test_chat import Chatter, register
 
 POSTGRES = Path(__file__).resolve().parents[2] / "scripts" / "postgres"
@@ -153,23 +156,27 @@ def test_a_sqlite_file_that_cannot_grow_refuses_messages_and_keeps_what_it_store
         largest = max(os.path.getsize(database + suffix) for suffix in ("", "-wal"))
         resource.prlimit(server.process.pid, resource.RLIMIT_FSIZE, (largest, resource.RLIM_INFINITY))
         reply = chatter.call("message:send", {"room": "archive", "text": "too much " * 50, "clientId": "x"})
-        assert reply == {"ok": False, "error": {"code": "internal_error",
-                                                "message": "The server could not complete this; nothing was changed."}}
+        assert reply == {"ok": False, "error": {"code": "store_unavailable", "message": STORE_CANNOT_WRITE}}
+        # Not only messages: every write says so (here, creating a room).
+        assert chatter.error("room:join", {"room": "annex"}) == "store_unavailable"
         assert server.alive()
         assert texts(chatter, "archive") == stored
 
         resource.prlimit(server.process.pid, resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+        # The refused message, sent again as a client would (same clientId), is stored once.
+        chatter.ok("message:send", {"room": "archive", "text": "too much " * 50, "clientId": "x"})
         chatter.ok("message:send", {"room": "archive", "text": "after", "clientId": "a"})
         chatter.close()
         chatter = None
         assert server.stop() == 0
         with open(server.log, errors="replace") as log:
-            assert "disk I/O error" in log.read()
+            logged = log.read()
+        assert "disk I/O error" in logged and "is its disk full?" in logged
 
         restarted = start_parley(database=database)
         try:
             back = Chatter(restarted, auth={"token": token})
-            assert texts(back, "archive") == stored + ["after"]
+            assert texts(back, "archive") == stored + ["too much " * 50, "after"]
             back.close()
         finally:
             assert restarted.stop() == 0
@@ -177,6 +184,105 @@ def test_a_sqlite_file_that_cannot_grow_refuses_messages_and_keeps_what_it_store
         if chatter:
             chatter.close()
         server.stop()
+
+
+@contextlib.contextmanager
+def small_disk(megabytes):
+    """A file system of the test's own (tmpfs, mounted as root), `megabytes` large: its path."""
+    path = Path(tempfile.mkdtemp(prefix="parley-small-disk-"))
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={megabytes}m,mode=0777", "tmpfs", str(path)], check=True,
+                   capture_output=True, text=True, timeout=30)
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "--lazy", str(path)], check=False, timeout=30)
+        path.rmdir()
+
+
+def fill(disk):
+    """Fills `disk` to its last page with a file of its own: that file, to remove to make room."""
+    filler = disk / "filler"
+    with open(filler, "wb", buffering=0) as file:
+        for size in (1 << 20, 4096):
+            try:
+                while True:
+                    file.write(b"\0" * size)
+            except OSError as error:
+                assert error.errno == errno.ENOSPC, error
+    return filler
+
+
+def history(chatter, room):
+    """Every text stored in `room`, oldest first, page by page."""
+    found, before = [], None
+    while True:
+        page = chatter.ok("history:get", {"room": room, "limit": 100, **({"before": before} if before else {})})
+        found[:0] = [message["text"] for message in page["messages"]]
+        if not page["more"]:
+            return found
+        before = page["messages"][0]["id"]
+
+
+def send_until_refused(chatter, room, limit=5000):
+    """Sends messages of about 500 bytes until one is refused: the texts stored, and the refused
+    message's payload and reply."""
+    stored = []
+    for number in range(limit):
+        payload = {"room": room, "text": f"{number:05} " + "x" * 500, "clientId": f"fill-{number}"}
+        reply = chatter.call("message:send", payload)
+        if not reply["ok"]:
+            return stored, payload, reply
+        stored.append(payload["text"])
+    raise AssertionError(f"{limit} messages stored on a full disk")
+
+
+@pytest.mark.parametrize("store", ["sqlite", "postgres"])
+def test_a_full_disk_refuses_writes_with_store_unavailable_and_loses_nothing(store, tmp_path):
+    """A disk with no space left (ENOSPC, on a tmpfs of the test's own): SQLite's file, or the
+    tablespace of PostgreSQL's message table. Once the space is gone, a message is refused with
+    `store_unavailable` and a message that says why (it used to be `internal_error`, which the
+    web app showed and dropped); the server stays up and reads still work. Once there is room
+    again, the refused message sent again with its clientId is stored once, and after a restart
+    the history holds every message acknowledged, in order, and nothing else."""
+    with contextlib.ExitStack() as stack:
+        disk = stack.enter_context(small_disk(8))
+        if store == "sqlite":
+            database = str(disk / "parley.sqlite")
+        else:
+            database, directory, _ = stack.enter_context(own_postgres())
+            (disk / "tablespace").mkdir()
+            shutil.chown(disk / "tablespace", "postgres", "postgres")
+            sql(database, f"CREATE TABLESPACE small_disk LOCATION '{disk / 'tablespace'}'")
+        server = start_parley(database=database)
+        stack.callback(server.stop)
+        if store == "postgres":
+            sql(database, "ALTER TABLE message SET TABLESPACE small_disk")
+        token = register(server, "hoarder")["token"]
+        chatter = Chatter(server, auth={"token": token})
+        stack.callback(chatter.close)
+        chatter.ok("room:join", {"room": "attic"})
+        before = [chatter.ok("message:send", {"room": "attic", "text": f"before {i}", "clientId": f"b{i}"})["message"]["text"]
+                  for i in range(3)]
+
+        filler = fill(disk)
+        stored, refused, reply = send_until_refused(chatter, "attic")
+        assert reply == {"ok": False, "error": {"code": "store_unavailable", "message": STORE_CANNOT_WRITE}}, reply
+        assert server.alive()
+        assert history(chatter, "attic") == before + stored
+
+        filler.unlink()
+        assert chatter.ok("message:send", refused)["message"]["text"] == refused["text"]
+        chatter.ok("message:send", {"room": "attic", "text": "after", "clientId": "after"})
+        chatter.close()
+        assert server.stop() == 0
+        with open(server.log, errors="replace") as log:
+            assert "is its disk full?" in log.read()
+
+        restarted = start_parley(database=database)
+        stack.callback(restarted.stop)
+        back = Chatter(restarted, auth={"token": token})
+        stack.callback(back.close)
+        assert history(back, "attic") == before + stored + [refused["text"], "after"]
 
 
 def test_a_node_that_lost_its_bus_connection_catches_up_with_what_it_missed():
