@@ -61,7 +61,7 @@ extension ChatSession {
             Terminal.say(style.status("* \(handle) has no device keys yet: sent without end-to-end encryption"))
             var payload: JSONObject = ["to": .string(handle), "text": .string(text), "clientId": .string(UUID().uuidString)]
             if let image { payload["image"] = .binary(.init(bytes: image.data)) }
-            _ = await command("dm:send", payload)
+            sayStored(await sendMessage("dm:send", payload))
             return
         }
         let changed = e2e.known.changed(user, theirs.map { ($0.id, $0.key) })
@@ -101,7 +101,7 @@ extension ChatSession {
         let body: JSONValue = ["senderDevice": .string(e2e.device.deviceID), "copies": .array(copies)]
         var payload: JSONObject = ["to": .string(handle), "clientId": .string(clientID), "e2e": body]
         if let encryptedImage { payload["image"] = .binary(.init(bytes: encryptedImage)) }
-        sayStored(await command("dm:send", payload), sealed: true)
+        sayStored(await sendMessage("dm:send", payload), sealed: true)
     }
 
     /// The text of an encrypted message for this device, or a plain statement of why not; and

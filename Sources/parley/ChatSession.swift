@@ -95,17 +95,67 @@ final class ChatSession: Sendable {
 
     /// Sends a command and returns its ack's payload, or prints the error and returns nil.
     func command(_ event: String, _ payload: JSONObject) async -> JSONValue? {
-        do {
-            let reply = try await client.emitWithAck(event, .object(payload))
-            guard let answer = reply.first, answer["ok"] == true else {
-                let message = reply.first?["error"]?["message"]?.stringValue ?? "no answer"
+        switch await ask(event, payload) {
+        case .answer(let answer):
+            return answer
+        case .refused(_, let message), .failed(let message):
+            Terminal.say(style.error("! \(message)"))
+            return nil
+        }
+    }
+
+    /// Refusals that changed nothing and pass, with how long to wait before sending the same
+    /// message again, as the web app does.
+    static let sendAgainAfter: [String: Duration] = ["store_unavailable": .seconds(2), "rate_limited": .seconds(1)]
+    /// How long a message refused that way keeps being sent again before the terminal gives up.
+    static let sendingPatience: Duration = .seconds(120)
+
+    /// Sends a message (`message:send` or `dm:send`, with its `clientId`, so that the server
+    /// stores it once however often it arrives) like ``command(_:_:)``. While the server answers
+    /// that it cannot take it just now (``sendAgainAfter``), says so once and sends it again, for
+    /// up to ``sendingPatience``; the next line typed waits, so that messages keep their order.
+    func sendMessage(_ event: String, _ payload: JSONObject) async -> JSONValue? {
+        precondition(payload["clientId"] != nil, "a message sent again needs its clientId")
+        let deadline = ContinuousClock.now + Self.sendingPatience
+        var held = false
+        while true {
+            switch await ask(event, payload) {
+            case .answer(let answer):
+                return answer
+            case .refused(let code, let message):
+                if let wait = Self.sendAgainAfter[code], ContinuousClock.now + wait < deadline {
+                    if !held { Terminal.say(style.status("… not sent yet: \(message) Trying again…")) }
+                    held = true
+                    try? await Task.sleep(for: wait)
+                    continue
+                }
+                Terminal.say(style.error("! \(message)"))
+                return nil
+            case .failed(let message):
                 Terminal.say(style.error("! \(message)"))
                 return nil
             }
-            return answer
+        }
+    }
+
+    /// What became of a command: its ack's payload, the server's refusal, or no answer at all.
+    private enum Outcome {
+        case answer(JSONValue)
+        case refused(code: String, message: String)
+        case failed(String)
+    }
+
+    private func ask(_ event: String, _ payload: JSONObject) async -> Outcome {
+        do {
+            let reply = try await client.emitWithAck(event, .object(payload))
+            guard let answer = reply.first else { return .failed("no answer") }
+            guard answer["ok"] == true else {
+                let message = answer["error"]?["message"]?.stringValue ?? "no answer"
+                return .refused(code: answer["error"]?["code"]?.stringValue ?? "", message: message)
+            }
+            return .answer(answer)
         } catch {
-            Terminal.say(style.error("! \(error)"))
-            return nil
+            return .failed("\(error)")
         }
     }
 
@@ -121,7 +171,7 @@ final class ChatSession: Sendable {
     /// Sends a message to the current room.
     func post(_ text: String) async -> Bool {
         let clientID = UUID().uuidString
-        guard let answer = await command("message:send", ["room": .string(room), "text": .string(text), "clientId": .string(clientID)]) else {
+        guard let answer = await sendMessage("message:send", ["room": .string(room), "text": .string(text), "clientId": .string(clientID)]) else {
             return false
         }
         sayStored(answer)
@@ -176,7 +226,7 @@ final class ChatSession: Sendable {
             if let e2e = e2e.withLock({ $0 }) {
                 await sendEncrypted(parts[2], image: nil, to: parts[1], e2e)
             } else {
-                _ = await command("dm:send", ["to": .string(parts[1]), "text": .string(parts[2])])
+                sayStored(await sendMessage("dm:send", ["to": .string(parts[1]), "text": .string(parts[2]), "clientId": .string(UUID().uuidString)]))
             }
         case "image":
             // The path is the rest of the line (it may hold spaces), after an optional @HANDLE.
@@ -237,12 +287,12 @@ final class ChatSession: Sendable {
         let image = JSONValue.binary(.init(bytes: data))
         let clientID = JSONValue.string(UUID().uuidString)
         guard let handle else {
-            return sayStored(await command("message:send", ["room": .string(room), "text": "", "image": image, "clientId": clientID]))
+            return sayStored(await sendMessage("message:send", ["room": .string(room), "text": "", "image": image, "clientId": clientID]))
         }
         if let e2e = e2e.withLock({ $0 }) {
             await sendEncrypted("", image: (data, type), to: handle, e2e)
         } else {
-            sayStored(await command("dm:send", ["to": .string(handle), "text": "", "image": image, "clientId": clientID]))
+            sayStored(await sendMessage("dm:send", ["to": .string(handle), "text": "", "image": image, "clientId": clientID]))
         }
     }
 

@@ -2,6 +2,7 @@
 
 import os
 import subprocess
+import time
 
 import pexpect
 import requests
@@ -45,6 +46,30 @@ def test_parley_chat_joins_sends_receives_lists_and_quits(parley):
         if chat.isalive():
             chat.terminate(force=True)
         friend.close()
+
+
+def test_parley_chat_holds_a_refused_message_and_sends_it_again_in_order(parley):
+    """Lines typed faster than the server's message rate (30 at once, then 10 a second): the
+    refused one is not dropped with an error, as it was, but shown as not sent yet and sent
+    again with its clientId; every line arrives once, in the order typed."""
+    listener = Chatter(parley, auth={"name": "counter"})
+    listener.ok("room:join", {"room": "flood"})
+    chat = spawn("chat", "--server", parley.url, "--room", "flood", "--name", "typist")
+    lines = [f"line {number:02}" for number in range(45)]
+    try:
+        chat.expect("type /help")
+        chat.send("".join(line + "\n" for line in lines))
+        chat.expect("not sent yet: .*Trying again")
+        eventually(lambda: len([m for m in listener.messages if m["from"]["name"] == "typist"]) >= len(lines), timeout=20)
+        time.sleep(0.5)
+        assert [m["text"] for m in listener.messages if m["from"]["name"] == "typist"] == lines
+        chat.sendline("/quit")
+        chat.expect(pexpect.EOF)
+        assert "! " not in chat.before
+    finally:
+        if chat.isalive():
+            chat.terminate(force=True)
+        listener.close()
 
 
 def test_parley_chat_exits_cleanly_on_ctrl_c_and_ctrl_d(parley):
