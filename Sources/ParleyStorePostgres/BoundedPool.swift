@@ -81,6 +81,7 @@ public struct BoundedPool: Sendable {
                 "no database connection within \(wait); answering store_unavailable",
                 metadata: error.underlying.map { ["error": .string(String(reflecting: $0))] } ?? [:]
             )
+            StoreRefusal.noConnection.count(store: "postgres")
             throw ChatError.storeUnavailable
         }
     }
@@ -116,6 +117,7 @@ public struct BoundedPool: Sendable {
                 "the database is out of resources (is its disk full?); nothing was stored, answering store_unavailable",
                 metadata: ["error": .string(String(reflecting: error))]
             )
+            StoreRefusal.cannotWrite.count(store: "postgres")
             throw ChatError.storeCannotWrite
         }
     }

@@ -37,6 +37,7 @@ public final class PostgresChatStore: ChatStore {
     ) async throws {
         let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
         let pool = BoundedPool(client: client, wait: connectionWait, logger: logger)
+        StoreRefusal.declare(store: "postgres", [.noConnection, .cannotWrite])
         self.client = client
         self.pool = pool
         self.logger = logger

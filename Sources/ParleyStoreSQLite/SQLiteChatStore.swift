@@ -94,6 +94,7 @@ public final class SQLiteChatStore: ChatStore {
                 "another process kept the database locked for \(Int(busyTimeout)) s; answering store_unavailable",
                 metadata: ["error": .string("\(error)")]
             )
+            StoreRefusal.locked.count(store: "sqlite")
             return ChatError.storeUnavailable
         }
         if error.resultCode == .SQLITE_FULL || error.resultCode == .SQLITE_IOERR {
@@ -101,13 +102,15 @@ public final class SQLiteChatStore: ChatStore {
                 "could not write to the database file (is its disk full?); nothing was stored, answering store_unavailable",
                 metadata: ["error": .string("\(error)")]
             )
+            StoreRefusal.cannotWrite.count(store: "sqlite")
             return ChatError.storeCannotWrite
         }
         return nil
     }
 
     private static func writeQueue(_ database: any DatabaseWriter) -> MessageWriteQueue {
-        MessageWriteQueue(label: "parley.sqlite.writes", store: "sqlite", writeBlocking: { batch in
+        StoreRefusal.declare(store: "sqlite", [.locked, .cannotWrite])
+        return MessageWriteQueue(label: "parley.sqlite.writes", store: "sqlite", writeBlocking: { batch in
             do {
                 return try write(batch, to: database)
             } catch let error as DatabaseError {

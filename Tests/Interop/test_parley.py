@@ -425,6 +425,10 @@ def test_messages_wait_for_another_process_writing_to_the_sqlite_file(tmp_path):
         assert refused == {"ok": False, "error": {"code": "store_unavailable", "message": STORE_UNAVAILABLE}}
 
         assert server.alive()
+        # Both refusals counted for the operator, and no others.
+        text = requests.get(server.url + "/metrics", timeout=5).text
+        assert metric(text, "parley_store_refusals_total", '{store="sqlite",reason="locked"}') == 2
+        assert metric(text, "parley_store_refusals_total", '{store="sqlite",reason="cannot_write"}') == 0
         assert client.call("message:send", {"room": "shared", "text": "after"}, timeout=5)["ok"]
         history = client.call("history:get", {"room": "shared"}, timeout=5)
         assert [message["text"] for message in history["messages"]] == ["before", "during", "after"]

@@ -18,6 +18,7 @@ import requests
 
 from conftest import STORE_CANNOT_WRITE, STORE_UNAVAILABLE, eventually, free_port, start_parley
 from test_chat import Chatter, register
+from test_parley import metric
 
 POSTGRES = Path(__file__).resolve().parents[2] / "scripts" / "postgres"
 
@@ -106,6 +107,8 @@ def test_a_postgres_outage_is_answered_store_unavailable_within_seconds_and_surv
             assert 4.5 < waited < 9, waited
             assert chatter.error("history:get", {"room": "ops"}) == "store_unavailable"
             assert server.alive()
+            assert refusals(server, "postgres", "no_connection") >= 2
+            assert refusals(server, "postgres", "cannot_write") == 0
 
             postgres("up", directory, str(port))
             deadline = time.monotonic() + 60
@@ -212,6 +215,12 @@ def fill(disk):
     return filler
 
 
+def refusals(server, store, reason):
+    """What `parley_store_refusals_total` says of `store` and `reason` on /metrics."""
+    return metric(requests.get(server.url + "/metrics", timeout=5).text, "parley_store_refusals_total",
+                  '{store="%s",reason="%s"}' % (store, reason))
+
+
 def history(chatter, room):
     """Every text stored in `room`, oldest first, page by page."""
     found, before = [], None
@@ -269,6 +278,7 @@ def test_a_full_disk_refuses_writes_with_store_unavailable_and_loses_nothing(sto
         assert reply == {"ok": False, "error": {"code": "store_unavailable", "message": STORE_CANNOT_WRITE}}, reply
         assert server.alive()
         assert history(chatter, "attic") == before + stored
+        assert refusals(server, store, "cannot_write") >= 1
 
         filler.unlink()
         assert chatter.ok("message:send", refused)["message"]["text"] == refused["text"]
