@@ -83,7 +83,13 @@ public final class ParleyApplication: Service, Sendable {
         self.configuration = configuration
         self.closeStore = closeStore
         self.logger = logger
-        let engine = EngineServer(configuration: configuration.engine, logger: logger)
+        var engineConfiguration = configuration.engine
+        let openFiles = OpenFiles.raiseLimit()
+        engineConfiguration.maxSessions = configuration.maxConnections ?? openFiles.map(OpenFiles.sessions(allowedBy:)) ?? Int.max
+        logger.info(
+            "open-file limit \(openFiles.map(String.init) ?? "unlimited"); accepting at most \(engineConfiguration.maxSessions == .max ? "any number of" : String(engineConfiguration.maxSessions)) connections"
+        )
+        let engine = EngineServer(configuration: engineConfiguration, logger: logger)
         let io: SocketIOServer
         if let bus {
             io = SocketIOServer(engine: engine, configuration: configuration.socketIO, logger: logger) { context in

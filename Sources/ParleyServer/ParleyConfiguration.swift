@@ -53,6 +53,11 @@ public struct ParleyConfiguration: Sendable {
     /// Network threads (event loops). Default: one per CPU this process may run on, so that a
     /// server pinned to one core (`taskset -c 1`) does not switch between two loops.
     public var threads = ParleyConfiguration.usableCPUs()
+    /// The most connections (Engine.IO sessions) open at once; past it, new clients are told the
+    /// server is full (HTTP 503, Engine.IO code 6) and come back later. Default (`nil`): what the
+    /// open-file limit leaves room for, all but a quarter of it and at most 1,024 kept back for
+    /// the rest, once the server has raised its soft limit to the hard one.
+    public var maxConnections: Int?
     /// The log level. Default `info`.
     public var logLevel: Logger.Level = .info
     /// How long a stopping server waits for what its clients sent before the end to be handled

@@ -77,6 +77,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Seconds a stopping server (SIGTERM, SIGINT) waits for what its clients sent before the end to be handled and stored; what is still waiting then is lost, and the log says how much.")
     var shutdownTimeout = 8.0
 
+    @Option(help: "The most connections open at once; past it, new clients are told the server is full (HTTP 503) and come back later. Default: what the open-file limit leaves room for (all but a quarter of it, at most 1,024 kept back).")
+    var maxConnections: Int?
+
     @Option(help: "Network threads (event loops); default: one per CPU the process may run on.")
     var threads: Int?
 
@@ -93,6 +96,7 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError("timeouts and intervals must be positive")
         }
         guard maxPayload > 0 else { throw ValidationError("--max-payload must be positive") }
+        guard maxConnections.map({ $0 > 0 }) ?? true else { throw ValidationError("--max-connections must be positive") }
         guard recoveryWindow >= 0 else { throw ValidationError("--recovery-window must not be negative") }
         guard RetentionPolicy(rawValue: retention) != nil else {
             throw ValidationError("--retention is keep, until-delivered or none")
@@ -140,6 +144,7 @@ struct Serve: AsyncParsableCommand {
         configuration.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         configuration.shutdownTimeout = .milliseconds(Int64((shutdownTimeout * 1000).rounded()))
         if let threads { configuration.threads = threads }
+        configuration.maxConnections = maxConnections
         return configuration
     }
 

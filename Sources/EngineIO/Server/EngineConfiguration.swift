@@ -23,6 +23,12 @@ public struct EngineConfiguration: Sendable {
     /// yet taken by the kernel) before it counts as left behind and is disconnected, and past
     /// which volatile packets are dropped. Default 4 MiB.
     public var maxBufferedBytes: Int = 4 << 20
+    /// The most sessions open at once. A handshake past it, by either transport, is answered
+    /// `503 Service Unavailable` with `Retry-After` and error code 6
+    /// (``EngineHTTPError/Code/serverFull``), so that a server near the end of its file
+    /// descriptors tells new clients to come back rather than failing to accept them. Sessions
+    /// opened at the same moment may pass it by a few. Default: no limit.
+    public var maxSessions = Int.max
     /// Cross-origin access for browsers on other origins. Default: none.
     public var cors = CORSConfiguration()
     /// Whether Engine.IO v3 clients (socket.io-client 1.x and 2.x) are accepted. Default `false`,

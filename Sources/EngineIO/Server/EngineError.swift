@@ -1,5 +1,5 @@
-/// An HTTP error of the Engine.IO protocol, answered as status 400 (403 for ``Code/forbidden``)
-/// with the JSON body `{"code":…,"message":…}`. The codes are the reference server's.
+/// An HTTP error of the Engine.IO protocol, answered as status 400 (403 for ``Code/forbidden``,
+/// 503 for ``Code/serverFull``) with the JSON body `{"code":…,"message":…}`. The codes are the reference server's.
 public struct EngineHTTPError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The reference error codes.
     public struct Code: RawRepresentable, Sendable, Hashable {
@@ -18,6 +18,10 @@ public struct EngineHTTPError: Error, Sendable, Hashable, CustomStringConvertibl
         public static let forbidden = Code(rawValue: 4)
         /// 5: the `EIO` version is not supported.
         public static let unsupportedProtocolVersion = Code(rawValue: 5)
+        /// 6: a handshake while the server holds ``EngineConfiguration/maxSessions`` sessions;
+        /// answered `503` with `Retry-After`. Not one of the reference server's codes: it has
+        /// no such limit.
+        public static let serverFull = Code(rawValue: 6)
     }
 
     public let code: Code
@@ -29,7 +33,13 @@ public struct EngineHTTPError: Error, Sendable, Hashable, CustomStringConvertibl
     }
 
     /// The HTTP status this error is answered with.
-    public var status: Int { code == .forbidden ? 403 : 400 }
+    public var status: Int {
+        switch code {
+        case .forbidden: 403
+        case .serverFull: 503
+        default: 400
+        }
+    }
 
     /// The JSON body of the answer.
     public var json: String {
@@ -55,6 +65,7 @@ public struct EngineHTTPError: Error, Sendable, Hashable, CustomStringConvertibl
         case .badRequest: "Bad request"
         case .forbidden: "Forbidden"
         case .unsupportedProtocolVersion: "Unsupported protocol version"
+        case .serverFull: "The server is full; try again in a few seconds."
         default: "Error"
         }
     }

@@ -61,6 +61,29 @@ public final class EngineServer: Sendable {
         sessions.withLock { $0.count }
     }
 
+    /// When a full server last said so in its log (uptime in nanoseconds): at most once every
+    /// ten seconds, for a flood of refused handshakes would flood the log too.
+    private let lastFullWarning = Atomic<UInt64>(0)
+
+    /// Whether ``EngineConfiguration/maxSessions`` sessions are open.
+    var isFull: Bool { sessionCount >= configuration.maxSessions }
+
+    /// The refusal of a handshake while the server is full (``isFull``), logged; `nil` while
+    /// there is room. Its answer is counted like every HTTP error, as `http_6`.
+    func refusalWhenFull() -> EngineHTTPError? {
+        guard isFull else { return nil }
+        let now = NIODeadline.now().uptimeNanoseconds
+        let last = lastFullWarning.load(ordering: .relaxed)
+        if last == 0 || now - last >= 10_000_000_000,
+           lastFullWarning.compareExchange(expected: last, desired: now, ordering: .relaxed).exchanged {
+            logger.warning(
+                "the server is full: refusing new connections with 503",
+                metadata: ["eio.sessions": .stringConvertible(configuration.maxSessions)]
+            )
+        }
+        return EngineHTTPError(.serverFull)
+    }
+
     /// Closes every session with `reason`.
     public func closeAll(reason: EngineCloseReason = .serverShuttingDown) {
         let all = sessions.withLock { Array($0.values) }

@@ -85,7 +85,7 @@ final class EngineHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             target = .fallback(head, path: path, query: query, writer)
             return
         }
-        let kind = EngineRequestKind.classify(
+        var kind = EngineRequestKind.classify(
             method: head.method.rawValue,
             query: query,
             isWebSocketUpgrade: head.isWebSocketUpgrade,
@@ -93,6 +93,7 @@ final class EngineHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             configuration: configuration,
             sessionTransport: engine.phase(ofSession:)
         )
+        if case .success(.handshake) = kind, let refusal = engine.refusalWhenFull() { kind = .failure(refusal) }
         let isPreflight = (try? kind.get()) == .preflight
         let cors = configuration.cors.headers(origin: origin, preflight: isPreflight ? head.headers : nil)
         let writer = HTTPResponseWriter(channel: context.channel, version: head.version, keepAlive: head.isKeepAlive, extraHeaders: cors)

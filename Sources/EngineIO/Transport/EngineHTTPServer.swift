@@ -163,7 +163,9 @@ extension EngineServer {
             sessionTransport: phase(ofSession:)
         )
         switch kind {
-        case .success(.handshake(.websocket)), .success(.upgrade): return true
+        // A full server answers the handshake over HTTP instead (``EngineHTTPHandler``).
+        case .success(.handshake(.websocket)): return !isFull
+        case .success(.upgrade): return true
         default: return false
         }
     }

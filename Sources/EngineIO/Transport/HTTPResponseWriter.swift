@@ -36,14 +36,10 @@ struct HTTPResponseWriter: Sendable {
     }
 
     func write(_ error: EngineHTTPError, closeAfter: Bool = false) {
-        write(
-            WebResponse(
-                status: HTTPResponseStatus(statusCode: error.status),
-                contentType: "application/json",
-                body: error.json
-            ),
-            closeAfter: closeAfter
-        )
+        var response = WebResponse(status: HTTPResponseStatus(statusCode: error.status), contentType: "application/json", body: error.json)
+        // A full server: when to come back, and its connection back to the server at once.
+        if error.code == .serverFull { response.headers.replaceOrAdd(name: "Retry-After", value: "5") }
+        write(response, closeAfter: closeAfter || error.code == .serverFull)
     }
 
     /// Answers a poll with `packets` in the payload encoding of the client's revision: v4

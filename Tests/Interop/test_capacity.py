@@ -1,0 +1,117 @@
+"""A server at its connection limit: new clients are told it is full (HTTP 503, Engine.IO code
+6, Retry-After) by either transport, the clients it has keep chatting, and a client that comes
+back once there is room gets in. The default limit follows the open-file limit, which the
+server raises to its hard value on start."""
+
+import json
+import re
+import resource
+
+import pytest
+import requests
+import socketio
+import websocket
+
+from conftest import eventually, start_parley
+from test_chat import Chatter
+from test_parley import metric
+from wire import open_websocket
+
+FULL = {"code": 6, "message": "The server is full; try again in a few seconds."}
+
+
+def handshake(server, transport):
+    """A raw Engine.IO handshake by `transport`: (status, headers, JSON body) when refused,
+    else the open WebSocket (or the polling answer's status and body)."""
+    if transport == "polling":
+        answer = requests.get(server.url + "/socket.io/?EIO=4&transport=polling", timeout=5)
+        return answer.status_code, answer.headers, answer.text
+    try:
+        return open_websocket(server.ws_url)
+    except websocket.WebSocketBadStatusException as refused:
+        return refused.status_code, refused.resp_headers, refused.resp_body.decode()
+
+
+def assert_full(answer):
+    status, headers, body = answer
+    assert status == 503, answer
+    assert headers["retry-after"] == "5"
+    assert json.loads(body) == FULL
+
+
+def sessions(server):
+    return requests.get(server.url + "/healthz", timeout=5).json()["sessions"]
+
+
+def test_a_full_server_turns_new_clients_away_with_503_and_keeps_serving_the_others():
+    server = start_parley("--max-connections", "3")
+    chatters = []
+    try:
+        chatters = [Chatter(server, auth={"name": f"seat{number}"}, transports=transports)
+                    for number, transports in enumerate([("websocket",), ("websocket",), ("polling",)])]
+        for chatter in chatters:
+            chatter.ok("room:join", {"room": "booth"})
+
+        assert_full(handshake(server, "polling"))
+        assert_full(handshake(server, "websocket"))
+        # python-socketio, turned away by either transport, says it could not connect.
+        for transport in ("websocket", "polling"):
+            with pytest.raises(socketio.exceptions.ConnectionError):
+                socketio.Client(reconnection=False).connect(server.url, transports=[transport], wait_timeout=5)
+
+        # Those inside go on: a message reaches the others.
+        chatters[0].ok("message:send", {"room": "booth", "text": "still here"})
+        eventually(lambda: [m["text"] for m in chatters[2].messages] == ["still here"])
+        assert sessions(server) == 3
+
+        # One leaves; the next to come gets its seat.
+        chatters.pop(1).close()
+        eventually(lambda: sessions(server) == 2)
+        chatters.append(Chatter(server, auth={"name": "latecomer"}))
+        chatters[-1].ok("room:join", {"room": "booth"})
+
+        text = requests.get(server.url + "/metrics", timeout=5).text
+        assert metric(text, "engineio_errors_total", '{kind="http_6"}') == 4
+        assert server.alive()
+    finally:
+        for chatter in chatters:
+            chatter.close()
+        assert server.stop() == 0
+    with open(server.log, errors="replace") as log:
+        logged = log.read()
+    assert "accepting at most 3 connections" in logged
+    # Four refusals within ten seconds: said once.
+    assert logged.count("the server is full") == 1
+
+
+def lower_the_soft_open_file_limit():
+    resource.setrlimit(resource.RLIMIT_NOFILE, (128, 300))
+
+
+def test_the_default_limit_follows_the_open_file_limit_raised_to_its_hard_value():
+    """Started with a soft open-file limit of 128 and a hard one of 300, the server raises the
+    soft one to 300 and takes 225 connections (300 less a quarter). The 226th is turned away
+    while the server can still open what it needs: after one leaves, a client of the native
+    API connects, joins and stores a message."""
+    server = start_parley(preexec_fn=lower_the_soft_open_file_limit)
+    sockets = []
+    try:
+        with open(server.log, errors="replace") as log:
+            assert re.search(r"open-file limit 300; accepting at most 225 connections", log.read())
+        for _ in range(225):
+            sockets.append(open_websocket(server.ws_url))
+            assert sockets[-1].recv().startswith("0{")
+        assert_full(handshake(server, "websocket"))
+        assert_full(handshake(server, "polling"))
+        assert server.alive()
+
+        sockets.pop().close()
+        eventually(lambda: sessions(server) == 224)
+        chatter = Chatter(server, auth={"name": "heir"})
+        chatter.ok("room:join", {"room": "after"})
+        assert chatter.ok("message:send", {"room": "after", "text": "stored"})["message"]["text"] == "stored"
+        chatter.close()
+    finally:
+        for open_socket in sockets:
+            open_socket.close()
+        assert server.stop() == 0
