@@ -2,6 +2,7 @@ import EngineIO
 import NIOCore
 import NIOHTTP1
 import NIOWebSocket
+import SocketIO
 
 /// Sends the WebSocket upgrade request once the TCP connection is up, and reports a refused
 /// upgrade (any HTTP answer that reaches it).
@@ -33,15 +34,36 @@ final class UpgradeRequestHandler: ChannelInboundHandler, RemovableChannelHandle
         context.fireChannelActive()
     }
 
+    /// The refusal being read: its status, and the start of its body.
+    private var refusal: (status: UInt, body: ByteBuffer)?
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if case .head(let response) = unwrapInboundIn(data) {
-            onFailure("upgrade refused with HTTP \(response.status.code)")
+        switch unwrapInboundIn(data) {
+        case .head(let response):
+            refusal = (response.status.code, ByteBuffer())
+        case .body(var part):
+            // The server's reason (an Engine.IO error's JSON) is short; the rest is not read.
+            guard refusal != nil, refusal!.body.readableBytes < 4096 else { return }
+            refusal!.body.writeBuffer(&part)
+        case .end:
+            reportRefusal()
         }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        if refusal != nil { reportRefusal() }
         onFailure("connection closed before the upgrade")
         context.fireChannelInactive()
+    }
+
+    /// Reports the refusal read, with the server's message when it sent an Engine.IO error
+    /// (`{"code":6,"message":"The server is full; …"}`, say).
+    private func reportRefusal() {
+        guard let (status, body) = refusal else { return }
+        refusal = nil
+        let error = try? JSONValue(parsing: String(buffer: body))
+        let message = error?["message"]?.stringValue.map { ": \($0)" } ?? ""
+        onFailure("upgrade refused with HTTP \(status)\(message)")
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {

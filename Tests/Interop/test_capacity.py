@@ -4,15 +4,17 @@ back once there is room gets in. The default limit follows the open-file limit, 
 server raises to its hard value on start."""
 
 import json
+import os
 import re
 import resource
+import subprocess
 
 import pytest
 import requests
 import socketio
 import websocket
 
-from conftest import eventually, start_parley
+from conftest import bin_dir, eventually, start_parley
 from test_chat import Chatter
 from test_parley import metric
 from wire import open_websocket
@@ -59,6 +61,14 @@ def test_a_full_server_turns_new_clients_away_with_503_and_keeps_serving_the_oth
             with pytest.raises(socketio.exceptions.ConnectionError):
                 socketio.Client(reconnection=False).connect(server.url, transports=[transport], wait_timeout=5)
 
+        # Our own terminal client says why.
+        turned_away = subprocess.run(
+            [str(bin_dir() / "parley"), "chat", "--server", server.url, "--name", "late", "--send", "hello?"],
+            capture_output=True, text=True, timeout=30, env={**os.environ, "NO_COLOR": "1"},
+        )
+        assert turned_away.returncode != 0
+        assert "refused with HTTP 503: The server is full; try again in a few seconds." in turned_away.stdout
+
         # Those inside go on: a message reaches the others.
         chatters[0].ok("message:send", {"room": "booth", "text": "still here"})
         eventually(lambda: [m["text"] for m in chatters[2].messages] == ["still here"])
@@ -71,7 +81,7 @@ def test_a_full_server_turns_new_clients_away_with_503_and_keeps_serving_the_oth
         chatters[-1].ok("room:join", {"room": "booth"})
 
         text = requests.get(server.url + "/metrics", timeout=5).text
-        assert metric(text, "engineio_errors_total", '{kind="http_6"}') == 4
+        assert metric(text, "engineio_errors_total", '{kind="http_6"}') == 5
         assert server.alive()
     finally:
         for chatter in chatters:
@@ -80,7 +90,7 @@ def test_a_full_server_turns_new_clients_away_with_503_and_keeps_serving_the_oth
     with open(server.log, errors="replace") as log:
         logged = log.read()
     assert "accepting at most 3 connections" in logged
-    # Four refusals within ten seconds: said once.
+    # Five refusals within ten seconds: said once.
     assert logged.count("the server is full") == 1
 
 
