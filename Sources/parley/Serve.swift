@@ -80,6 +80,12 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "The most connections open at once; past it, new clients are told the server is full (HTTP 503) and come back later. Default: what the open-file limit leaves room for (all but a quarter of it, at most 1,024 kept back).")
     var maxConnections: Int?
 
+    @Option(help: "The most connections open at once from one client address; past it, that address gets HTTP 429 until one closes. Default: no limit (clients behind one NAT share an address).")
+    var maxConnectionsPerAddress: Int?
+
+    @Option(name: .customLong("trusted-proxy"), help: "The address of a reverse proxy whose X-Forwarded-For names the client, for --max-connections-per-address (repeatable); from any other peer the header is ignored.")
+    var trustedProxies: [String] = []
+
     @Option(help: "Network threads (event loops); default: one per CPU the process may run on.")
     var threads: Int?
 
@@ -97,6 +103,10 @@ struct Serve: AsyncParsableCommand {
         }
         guard maxPayload > 0 else { throw ValidationError("--max-payload must be positive") }
         guard maxConnections.map({ $0 > 0 }) ?? true else { throw ValidationError("--max-connections must be positive") }
+        guard maxConnectionsPerAddress.map({ $0 > 0 }) ?? true else { throw ValidationError("--max-connections-per-address must be positive") }
+        for proxy in trustedProxies where (try? SocketAddress(ipAddress: proxy, port: 0)) == nil {
+            throw ValidationError("--trusted-proxy is an IP address, such as 127.0.0.1 or ::1, not '\(proxy)'")
+        }
         guard recoveryWindow >= 0 else { throw ValidationError("--recovery-window must not be negative") }
         guard RetentionPolicy(rawValue: retention) != nil else {
             throw ValidationError("--retention is keep, until-delivered or none")
@@ -132,6 +142,9 @@ struct Serve: AsyncParsableCommand {
         engine.cookie = cookie.map { EngineCookie(name: $0, value: nodeName) }
         configuration.nodeName = nodeName
         engine.allowEIO3 = !noEIO3
+        if let maxConnectionsPerAddress { engine.maxSessionsPerAddress = maxConnectionsPerAddress }
+        // As the server will print a peer's address, so that the two compare equal.
+        engine.trustedProxies = Set(trustedProxies.compactMap { try? SocketAddress(ipAddress: $0, port: 0).ipAddress })
         configuration.engine = engine
         configuration.socketIO.connectTimeout = .milliseconds(Int64(connectTimeout))
         configuration.socketIO.connectionStateRecovery =

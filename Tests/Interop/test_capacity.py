@@ -125,3 +125,77 @@ def test_the_default_limit_follows_the_open_file_limit_raised_to_its_hard_value(
         for open_socket in sockets:
             open_socket.close()
         assert server.stop() == 0
+
+
+TOO_MANY = {"code": 7, "message": "Too many connections from your address; close one, or try again later."}
+
+
+def polling_handshake(server, forwarded_for=None):
+    """A raw polling handshake, with an `X-Forwarded-For` header if given: (status, body)."""
+    headers = {"X-Forwarded-For": forwarded_for} if forwarded_for else {}
+    answer = requests.get(server.url + "/socket.io/?EIO=4&transport=polling", headers=headers, timeout=5)
+    return answer.status_code, answer.text
+
+
+def test_one_address_may_hold_only_so_many_connections():
+    """`--max-connections-per-address 2`: a third session from 127.0.0.1 is answered 429 (code 7,
+    Retry-After) by either transport; the two keep chatting; a header naming another address
+    changes nothing (no proxy is trusted); once one leaves, the address may connect again."""
+    server = start_parley("--max-connections-per-address", "2")
+    chatters = []
+    try:
+        chatters = [Chatter(server, auth={"name": f"twin{number}"}) for number in range(2)]
+        for transport in ("polling", "websocket"):
+            status, headers, body = handshake(server, transport)
+            assert (status, headers["retry-after"], json.loads(body)) == (429, "5", TOO_MANY)
+        status, body = polling_handshake(server, forwarded_for="203.0.113.7")
+        assert (status, json.loads(body)) == (429, TOO_MANY)
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            socketio.Client(reconnection=False).connect(server.url, transports=["websocket"], wait_timeout=5)
+
+        chatters[0].ok("room:join", {"room": "pair"})
+        chatters[1].ok("room:join", {"room": "pair"})
+        chatters[0].ok("message:send", {"room": "pair", "text": "just us"})
+        eventually(lambda: [m["text"] for m in chatters[1].messages] == ["just us"])
+
+        chatters.pop().close()
+        eventually(lambda: sessions(server) == 1)
+        chatters.append(Chatter(server, auth={"name": "third"}))
+        text = requests.get(server.url + "/metrics", timeout=5).text
+        assert metric(text, "engineio_errors_total", '{kind="http_7"}') == 4
+    finally:
+        for chatter in chatters:
+            chatter.close()
+        assert server.stop() == 0
+
+
+def test_behind_a_trusted_proxy_the_forwarded_address_is_the_one_counted():
+    """With `--trusted-proxy 127.0.0.1` and one connection per address, the address counted is
+    the last one in X-Forwarded-For that is not the proxy's: two forwarded clients get a session
+    each, a second from either is refused, a chain that ends at the proxy counts its client, and
+    an address a client put first in the header cannot take another's place. The proxy's own
+    request (no header) counts as 127.0.0.1."""
+    server = start_parley("--max-connections-per-address", "1", "--trusted-proxy", "127.0.0.1")
+    try:
+        assert polling_handshake(server, "198.51.100.1")[0] == 200
+        assert polling_handshake(server, "198.51.100.2")[0] == 200
+        assert polling_handshake(server, "198.51.100.1")[0] == 429
+        assert polling_handshake(server, "198.51.100.2, 127.0.0.1")[0] == 429
+        # A client may write anything first; the proxy appends what it saw: that one counts.
+        assert polling_handshake(server, "198.51.100.9, 198.51.100.1")[0] == 429
+        assert polling_handshake(server, "198.51.100.1, 198.51.100.3")[0] == 200
+        assert polling_handshake(server)[0] == 200
+        assert polling_handshake(server)[0] == 429
+        assert sessions(server) == 4
+    finally:
+        assert server.stop() == 0
+
+
+def test_bad_limits_and_proxies_stop_serve_with_a_clear_message():
+    for flags, says in [
+        (["--max-connections", "0"], "--max-connections must be positive"),
+        (["--max-connections-per-address", "0"], "--max-connections-per-address must be positive"),
+        (["--trusted-proxy", "proxy.internal"], "--trusted-proxy is an IP address, such as 127.0.0.1 or ::1, not 'proxy.internal'"),
+    ]:
+        done = subprocess.run([str(bin_dir() / "parley"), "serve", "--port", "1", *flags], capture_output=True, text=True, timeout=30)
+        assert done.returncode != 0 and says in done.stderr, (flags, done.stderr)

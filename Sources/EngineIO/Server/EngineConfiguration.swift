@@ -29,6 +29,16 @@ public struct EngineConfiguration: Sendable {
     /// descriptors tells new clients to come back rather than failing to accept them. Sessions
     /// opened at the same moment may pass it by a few. Default: no limit.
     public var maxSessions = Int.max
+    /// The most sessions open at once from one client address. A handshake past it is answered
+    /// `429 Too Many Requests` with `Retry-After` and error code 7
+    /// (``EngineHTTPError/Code/tooManyFromAddress``). Clients behind one NAT share an address,
+    /// so leave room for them. Default: no limit.
+    public var maxSessionsPerAddress = Int.max
+    /// The addresses of reverse proxies (`127.0.0.1`, say) whose `X-Forwarded-For` names the
+    /// client: for a handshake from one of them, the client's address is the last one in that
+    /// header that is not a trusted proxy. From any other peer the header is ignored, so that a
+    /// client cannot pass for another. Default: none.
+    public var trustedProxies: Set<String> = []
     /// Cross-origin access for browsers on other origins. Default: none.
     public var cors = CORSConfiguration()
     /// Whether Engine.IO v3 clients (socket.io-client 1.x and 2.x) are accepted. Default `false`,

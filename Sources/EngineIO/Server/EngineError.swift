@@ -1,5 +1,5 @@
 /// An HTTP error of the Engine.IO protocol, answered as status 400 (403 for ``Code/forbidden``,
-/// 503 for ``Code/serverFull``) with the JSON body `{"code":…,"message":…}`. The codes are the reference server's.
+/// 503 for ``Code/serverFull``, 429 for ``Code/tooManyFromAddress``) with the JSON body `{"code":…,"message":…}`. The codes are the reference server's.
 public struct EngineHTTPError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The reference error codes.
     public struct Code: RawRepresentable, Sendable, Hashable {
@@ -22,6 +22,9 @@ public struct EngineHTTPError: Error, Sendable, Hashable, CustomStringConvertibl
         /// answered `503` with `Retry-After`. Not one of the reference server's codes: it has
         /// no such limit.
         public static let serverFull = Code(rawValue: 6)
+        /// 7: a handshake from an address that holds ``EngineConfiguration/maxSessionsPerAddress``
+        /// sessions; answered `429` with `Retry-After`. Parley's own, like code 6.
+        public static let tooManyFromAddress = Code(rawValue: 7)
     }
 
     public let code: Code
@@ -37,6 +40,7 @@ public struct EngineHTTPError: Error, Sendable, Hashable, CustomStringConvertibl
         switch code {
         case .forbidden: 403
         case .serverFull: 503
+        case .tooManyFromAddress: 429
         default: 400
         }
     }
@@ -66,6 +70,7 @@ public struct EngineHTTPError: Error, Sendable, Hashable, CustomStringConvertibl
         case .forbidden: "Forbidden"
         case .unsupportedProtocolVersion: "Unsupported protocol version"
         case .serverFull: "The server is full; try again in a few seconds."
+        case .tooManyFromAddress: "Too many connections from your address; close one, or try again later."
         default: "Error"
         }
     }

@@ -65,13 +65,47 @@ public final class EngineServer: Sendable {
     /// ten seconds, for a flood of refused handshakes would flood the log too.
     private let lastFullWarning = Atomic<UInt64>(0)
 
-    /// Whether ``EngineConfiguration/maxSessions`` sessions are open.
-    var isFull: Bool { sessionCount >= configuration.maxSessions }
+    /// Open sessions by client address, kept only under ``EngineConfiguration/maxSessionsPerAddress``.
+    private let sessionsByAddress = Mutex<[String: Int]>([:])
 
-    /// The refusal of a handshake while the server is full (``isFull``), logged; `nil` while
-    /// there is room. Its answer is counted like every HTTP error, as `http_6`.
-    func refusalWhenFull() -> EngineHTTPError? {
-        guard isFull else { return nil }
+    private var limitsAddresses: Bool { configuration.maxSessionsPerAddress != .max }
+
+    /// Where a handshake comes from: the peer's IP address or, from a trusted proxy, the last
+    /// address in `X-Forwarded-For` that is not one (``EngineConfiguration/trustedProxies``).
+    func clientAddress(_ handshake: EngineHandshakeRequest) -> String? {
+        clientAddress(headers: handshake.headers, remoteAddress: handshake.remoteAddress)
+    }
+
+    func clientAddress(headers: HTTPHeaders, remoteAddress: SocketAddress?) -> String? {
+        guard let peer = remoteAddress?.ipAddress else { return nil }
+        guard configuration.trustedProxies.contains(peer) else { return peer }
+        let forwarded = headers["X-Forwarded-For"].flatMap { $0.split(separator: ",") }.compactMap { entry -> String? in
+            let address = entry.drop(while: \.isWhitespace).reversed().drop(while: \.isWhitespace).reversed()
+            return address.isEmpty ? nil : String(address)
+        }
+        return forwarded.last { !configuration.trustedProxies.contains($0) } ?? forwarded.first ?? peer
+    }
+
+    /// Why a handshake from `remoteAddress` with `headers` may not open a session just now (the
+    /// server is full, or its address holds as many sessions as it may); `nil` when it may.
+    func admissionRefusal(headers: HTTPHeaders, remoteAddress: SocketAddress?) -> EngineHTTPError? {
+        if sessionCount >= configuration.maxSessions { return EngineHTTPError(.serverFull) }
+        guard limitsAddresses, let address = clientAddress(headers: headers, remoteAddress: remoteAddress) else { return nil }
+        let open = sessionsByAddress.withLock { $0[address] ?? 0 }
+        return open >= configuration.maxSessionsPerAddress ? EngineHTTPError(.tooManyFromAddress) : nil
+    }
+
+    /// ``admissionRefusal(headers:remoteAddress:)``, logged: a full server says so at most every
+    /// ten seconds (a flood of refused handshakes would flood the log too), an address at its
+    /// limit at level debug. The answer is counted like every HTTP error, as `http_6` or `http_7`.
+    func refuseAdmission(headers: HTTPHeaders, remoteAddress: SocketAddress?) -> EngineHTTPError? {
+        guard let refusal = admissionRefusal(headers: headers, remoteAddress: remoteAddress) else { return nil }
+        if refusal.code == .tooManyFromAddress {
+            logger.debug("too many connections from one address", metadata: [
+                "eio.address": .string(clientAddress(headers: headers, remoteAddress: remoteAddress) ?? "?"),
+            ])
+            return refusal
+        }
         let now = NIODeadline.now().uptimeNanoseconds
         let last = lastFullWarning.load(ordering: .relaxed)
         if last == 0 || now - last >= 10_000_000_000,
@@ -81,7 +115,7 @@ public final class EngineServer: Sendable {
                 metadata: ["eio.sessions": .stringConvertible(configuration.maxSessions)]
             )
         }
-        return EngineHTTPError(.serverFull)
+        return refusal
     }
 
     /// Closes every session with `reason`.
@@ -114,6 +148,9 @@ public final class EngineServer: Sendable {
             server: self
         )
         sessions.withLock { $0[session.id] = session }
+        if limitsAddresses, let address = clientAddress(handshake) {
+            sessionsByAddress.withLock { $0[address, default: 0] += 1 }
+        }
         metrics.opened(transport)
         deliverOpen(session, openPacket(sid: session.id, transport: transport, version: version))
         logger.debug("session opened", metadata: ["eio.sid": .string(session.id), "eio.transport": .string(transport.rawValue)])
@@ -125,6 +162,11 @@ public final class EngineServer: Sendable {
     /// A session closed: it leaves the table.
     func sessionEnded(_ session: EngineSocket, transport: EngineTransport) {
         sessions.withLock { _ = $0.removeValue(forKey: session.id) }
+        if limitsAddresses, let address = clientAddress(session.handshake) {
+            sessionsByAddress.withLock { counts in
+                if let open = counts[address], open > 1 { counts[address] = open - 1 } else { counts[address] = nil }
+            }
+        }
         metrics.closed(transport)
     }
 

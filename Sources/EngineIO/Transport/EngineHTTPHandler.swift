@@ -93,7 +93,10 @@ final class EngineHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             configuration: configuration,
             sessionTransport: engine.phase(ofSession:)
         )
-        if case .success(.handshake) = kind, let refusal = engine.refusalWhenFull() { kind = .failure(refusal) }
+        if case .success(.handshake) = kind,
+           let refusal = engine.refuseAdmission(headers: head.headers, remoteAddress: context.channel.remoteAddress) {
+            kind = .failure(refusal)
+        }
         let isPreflight = (try? kind.get()) == .preflight
         let cors = configuration.cors.headers(origin: origin, preflight: isPreflight ? head.headers : nil)
         let writer = HTTPResponseWriter(channel: context.channel, version: head.version, keepAlive: head.isKeepAlive, extraHeaders: cors)

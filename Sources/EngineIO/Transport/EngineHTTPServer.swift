@@ -151,7 +151,7 @@ public final class EngineHTTPServer: Sendable {
 
 extension EngineServer {
     /// Whether a WebSocket upgrade request is one the engine takes: at its path, and valid.
-    func acceptsWebSocket(_ head: HTTPRequestHead) -> Bool {
+    func acceptsWebSocket(_ head: HTTPRequestHead, from remoteAddress: SocketAddress?) -> Bool {
         let (path, query) = URIComponents.split(head.uri)
         guard path == configuration.path || path + "/" == configuration.path else { return false }
         let kind = EngineRequestKind.classify(
@@ -163,8 +163,8 @@ extension EngineServer {
             sessionTransport: phase(ofSession:)
         )
         switch kind {
-        // A full server answers the handshake over HTTP instead (``EngineHTTPHandler``).
-        case .success(.handshake(.websocket)): return !isFull
+        // A server that may not take it answers the handshake over HTTP instead (``EngineHTTPHandler``).
+        case .success(.handshake(.websocket)): return admissionRefusal(headers: head.headers, remoteAddress: remoteAddress) == nil
         case .success(.upgrade): return true
         default: return false
         }

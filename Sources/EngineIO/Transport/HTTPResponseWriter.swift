@@ -37,9 +37,11 @@ struct HTTPResponseWriter: Sendable {
 
     func write(_ error: EngineHTTPError, closeAfter: Bool = false) {
         var response = WebResponse(status: HTTPResponseStatus(statusCode: error.status), contentType: "application/json", body: error.json)
-        // A full server: when to come back, and its connection back to the server at once.
-        if error.code == .serverFull { response.headers.replaceOrAdd(name: "Retry-After", value: "5") }
-        write(response, closeAfter: closeAfter || error.code == .serverFull)
+        // A full server, or an address at its limit: when to come back, and the connection's
+        // descriptor back to the server at once.
+        let turnedAway = error.code == .serverFull || error.code == .tooManyFromAddress
+        if turnedAway { response.headers.replaceOrAdd(name: "Retry-After", value: "5") }
+        write(response, closeAfter: closeAfter || turnedAway)
     }
 
     /// Answers a poll with `packets` in the payload encoding of the client's revision: v4

@@ -196,7 +196,7 @@ final class EngineWebSocketUpgrader: HTTPServerProtocolUpgrader, Sendable {
         guard keys.count == 1, upgradeRequest.headers["Sec-WebSocket-Version"] == ["13"] else {
             return channel.eventLoop.makeFailedFuture(NIOWebSocketUpgradeError.invalidUpgradeHeader)
         }
-        guard engine.acceptsWebSocket(upgradeRequest) else {
+        guard engine.acceptsWebSocket(upgradeRequest, from: channel.remoteAddress) else {
             return channel.eventLoop.makeFailedFuture(NIOWebSocketUpgradeError.unsupportedWebSocketTarget)
         }
         var headers = initialResponseHeaders
