@@ -1,7 +1,9 @@
 /// An HTTP error of the Engine.IO protocol, answered as status 400 (403 for ``Code/forbidden``,
-/// 503 for ``Code/serverFull``, 429 for ``Code/tooManyFromAddress``) with the JSON body `{"code":…,"message":…}`. The codes are the reference server's.
+/// 503 for ``Code/serverFull``, 429 for ``Code/tooManyFromAddress``) with the JSON body
+/// `{"code":…,"message":…}`. Codes 0 to 5 are the reference server's; 6 and 7 are Parley's
+/// own, for limits the reference server does not have.
 public struct EngineHTTPError: Error, Sendable, Hashable, CustomStringConvertible {
-    /// The reference error codes.
+    /// The error codes.
     public struct Code: RawRepresentable, Sendable, Hashable {
         public let rawValue: Int
         public init(rawValue: Int) { self.rawValue = rawValue }
