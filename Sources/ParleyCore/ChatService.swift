@@ -20,6 +20,10 @@ public struct ChatConfiguration: Sendable {
     public var messageRate = RateLimit(perSecond: 10, burst: 30)
     /// Per connection: joins and friend requests. Default 2 per second, 10 at once.
     public var joinRate = RateLimit(perSecond: 2, burst: 10)
+    /// Per client address: sign-ins and registrations over the REST API, each of which costs the
+    /// server a slow password hash. `nil` turns the limit off. Default 30 a minute, 30 at once:
+    /// room for an office behind one address, and a password guesser gets one try in two seconds.
+    public var signInRate: RateLimit? = RateLimit(perSecond: 0.5, burst: 30)
     /// The retention of conversations that have not chosen one. Default `keep`.
     public var defaultRetention = RetentionPolicy.keep
     /// How long an `until-delivered` message waits for its recipients before it is deleted

@@ -22,6 +22,9 @@ public struct TokenBucket: Sendable, Hashable {
         self.tokens = limit.burst
     }
 
+    /// When a token was last asked for (milliseconds), 0 before the first time.
+    public var lastTaken: Timestamp { last ?? 0 }
+
     /// Takes a token at `now` (milliseconds). Returns `nil` when allowed, or how many
     /// milliseconds to wait for the next token.
     public mutating func take(now: Timestamp) -> Timestamp? {

@@ -3,25 +3,57 @@ import NIOCore
 import NIOHTTP1
 import ParleyCore
 import SocketIO
+import Synchronization
 
 /// The REST API for accounts: register, log in, log out, and who am I.
 struct AccountRoutes: Sendable {
     let service: ChatService
+    /// Sign-ins and registrations by client address (``ChatConfiguration/signInRate``).
+    let signIns: SignInLimiter
+    /// The client address of a request: the peer's, or the one a trusted proxy forwards.
+    let clientAddress: @Sendable (WebRequest) -> String?
+
+    init(service: ChatService, clientAddress: @escaping @Sendable (WebRequest) -> String?) {
+        self.service = service
+        self.signIns = SignInLimiter(limit: service.configuration.signInRate)
+        self.clientAddress = clientAddress
+    }
 
     func respond(to request: WebRequest) async -> WebResponse? {
         switch (request.method, request.path) {
-        case (.POST, "/api/register"):
+        case (.POST, "/api/register"), (.POST, "/api/login"):
+            if let wait = signIns.take(for: clientAddress(request), now: service.now) {
+                let seconds = (wait + 999) / 1000
+                var response = Self.json(.tooManyRequests, ["error": [
+                    "code": .string(ChatError.Code.rateLimited.rawValue),
+                    "message": .string("Too many sign-in attempts from your address; try again in \(seconds) s."),
+                ]])
+                response.headers.replaceOrAdd(name: "Retry-After", value: String(seconds))
+                return response
+            }
+            return await signIn(request)
+        default:
+            return await other(request)
+        }
+    }
+
+    private func signIn(_ request: WebRequest) async -> WebResponse {
+        if request.path == "/api/register" {
             return await handle {
                 let body = try Self.body(request)
                 let (identity, token) = try await service.register(handle: try body.string("handle"), password: try body.string("password"))
                 return (.created, ["user": NativeDialect.user(identity), "token": .string(token)])
             }
-        case (.POST, "/api/login"):
-            return await handle {
-                let body = try Self.body(request)
-                let (identity, token) = try await service.login(handle: try body.string("handle"), password: try body.string("password"))
-                return (.ok, ["user": NativeDialect.user(identity), "token": .string(token)])
-            }
+        }
+        return await handle {
+            let body = try Self.body(request)
+            let (identity, token) = try await service.login(handle: try body.string("handle"), password: try body.string("password"))
+            return (.ok, ["user": NativeDialect.user(identity), "token": .string(token)])
+        }
+    }
+
+    private func other(_ request: WebRequest) async -> WebResponse? {
+        switch (request.method, request.path) {
         case (.POST, "/api/logout"):
             return await handle {
                 try await service.logout(token: try Self.bearer(request))
@@ -81,5 +113,29 @@ struct AccountRoutes: Sendable {
             throw ChatError(.unauthorized, "Send the token as Authorization: Bearer <token>.")
         }
         return String(header.dropFirst("bearer ".count).drop { $0 == " " })
+    }
+}
+
+/// Token buckets by client address, for sign-ins and registrations. An address's bucket is
+/// dropped once it has refilled, so that the table holds only the addresses of the last minute
+/// or so, not every address ever seen.
+final class SignInLimiter: Sendable {
+    private let limit: RateLimit?
+    private let buckets = Mutex<[String: TokenBucket]>([:])
+
+    init(limit: RateLimit?) {
+        self.limit = limit
+    }
+
+    /// Takes a token for `address` at `now` (milliseconds): `nil` when the attempt may go ahead,
+    /// else how many milliseconds to wait. A request of unknown address is let through.
+    func take(for address: String?, now: Timestamp) -> Timestamp? {
+        guard let limit, let address else { return nil }
+        return buckets.withLock { buckets in
+            // A bucket idle long enough to be full again is the same as a new one.
+            let refill = Timestamp((limit.burst / limit.perSecond * 1000).rounded(.up))
+            if buckets.count >= 4096 { buckets = buckets.filter { now - $0.value.lastTaken < refill } }
+            return buckets[address, default: TokenBucket(limit)].take(now: now)
+        }
     }
 }

@@ -119,7 +119,7 @@ public final class ParleyApplication: Service, Sendable {
         self.io = io
         self.chat = chat
         let routes = HTTPRoutes(
-            engine: engine, io: io, metrics: metrics, accounts: AccountRoutes(service: chat), tutorial3: Tutorial3Routes(service: chat),
+            engine: engine, io: io, metrics: metrics, accounts: AccountRoutes(service: chat, clientAddress: { [engine] in engine.clientAddress(of: $0) }), tutorial3: Tutorial3Routes(service: chat),
             bus: bus
         )
         self.ownGroup = ownGroup

@@ -83,8 +83,11 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "The most connections open at once from one client address; past it, that address gets HTTP 429 until one closes. Default: no limit (clients behind one NAT share an address).")
     var maxConnectionsPerAddress: Int?
 
-    @Option(name: .customLong("trusted-proxy"), help: "The address of a reverse proxy whose X-Forwarded-For names the client, for --max-connections-per-address (repeatable); from any other peer the header is ignored.")
+    @Option(name: .customLong("trusted-proxy"), help: "The address of a reverse proxy whose X-Forwarded-For names the client, for the limits per client address (repeatable); from any other peer the header is ignored.")
     var trustedProxies: [String] = []
+
+    @Option(help: "Sign-ins and registrations (POST /api/login, /api/register) a client address may make a minute, as many at once; each costs the server a slow password hash. 0 turns the limit off.")
+    var signInLimit = 30
 
     @Option(help: "Network threads (event loops); default: one per CPU the process may run on.")
     var threads: Int?
@@ -103,6 +106,7 @@ struct Serve: AsyncParsableCommand {
         }
         guard maxPayload > 0 else { throw ValidationError("--max-payload must be positive") }
         guard maxConnections.map({ $0 > 0 }) ?? true else { throw ValidationError("--max-connections must be positive") }
+        guard signInLimit >= 0 else { throw ValidationError("--sign-in-limit must not be negative") }
         guard maxConnectionsPerAddress.map({ $0 > 0 }) ?? true else { throw ValidationError("--max-connections-per-address must be positive") }
         for proxy in trustedProxies where (try? SocketAddress(ipAddress: proxy, port: 0)) == nil {
             throw ValidationError("--trusted-proxy is an IP address, such as 127.0.0.1 or ::1, not '\(proxy)'")
@@ -154,6 +158,7 @@ struct Serve: AsyncParsableCommand {
         configuration.tutorial4HistoryCap = tutorial4HistoryCap
         configuration.chat.defaultRetention = RetentionPolicy(rawValue: retention) ?? .keep
         configuration.chat.undeliveredMaxAge = Int64(undeliveredMaxAge) * 1000
+        configuration.chat.signInRate = signInLimit == 0 ? nil : RateLimit(perSecond: Double(signInLimit) / 60, burst: Double(signInLimit))
         configuration.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         configuration.shutdownTimeout = .milliseconds(Int64((shutdownTimeout * 1000).rounded()))
         if let threads { configuration.threads = threads }

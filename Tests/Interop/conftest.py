@@ -148,18 +148,22 @@ def fresh_postgres_database() -> str:
 
 
 def start_parley(
-    *flags: str, env: dict | None = None, database: str | None = None, port: int | None = None, preexec_fn=None
+    *flags: str, env: dict | None = None, database: str | None = None, port: int | None = None, preexec_fn=None,
+    sign_in_limit: str | None = "0",
 ) -> Server:
     """The real `parley serve`, on a fresh database (a SQLite file, or a PostgreSQL database
     when `postgres_store()`) unless `database` names one; `preexec_fn` runs in the child before
-    it starts the server, as `subprocess.Popen` runs it."""
+    it starts the server, as `subprocess.Popen` runs it. Tests register accounts from one
+    address faster than a person would, so the limit on sign-ins per address is off unless
+    `sign_in_limit` gives one (`None`: the server's default)."""
     port = port or free_port()
     if database is None and postgres_store():
         database = fresh_postgres_database()
     if database is None:
         LOGS.mkdir(parents=True, exist_ok=True)
         database = str(LOGS.parent / f"parley-{port}-{random.randint(0, 999999)}.sqlite")
-    args = [str(bin_dir() / "parley"), "serve", "--host", "127.0.0.1", "--port", str(port), "--database", database, *flags]
+    limit = ["--sign-in-limit", sign_in_limit] if sign_in_limit is not None else []
+    args = [str(bin_dir() / "parley"), "serve", "--host", "127.0.0.1", "--port", str(port), "--database", database, *limit, *flags]
     log = log_file("parley")
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log, text=True, env=env, preexec_fn=preexec_fn)
     server = Server(process, port, log=log.name)

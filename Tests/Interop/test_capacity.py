@@ -8,6 +8,7 @@ import os
 import re
 import resource
 import subprocess
+import time
 
 import pytest
 import requests
@@ -199,3 +200,38 @@ def test_bad_limits_and_proxies_stop_serve_with_a_clear_message():
     ]:
         done = subprocess.run([str(bin_dir() / "parley"), "serve", "--port", "1", *flags], capture_output=True, text=True, timeout=30)
         assert done.returncode != 0 and says in done.stderr, (flags, done.stderr)
+
+
+def test_sign_ins_from_one_address_are_limited_by_default():
+    """Each sign-in or registration costs the server a slow password hash, so an address gets 30
+    at once and then one every two seconds (the default, 30 a minute): the 31st guess is answered
+    429 `rate_limited` with Retry-After, even with the right password, while another address
+    (behind a trusted proxy here) signs in; once the wait is over, the first may try again."""
+    server = start_parley("--trusted-proxy", "127.0.0.1", sign_in_limit=None)
+
+    def attempt(path, address, password):
+        return requests.post(server.url + path, json={"handle": "vault", "password": password},
+                             headers={"X-Forwarded-For": address}, timeout=30)
+
+    try:
+        assert attempt("/api/register", "198.51.100.20", "the right one").status_code == 201
+        guesser = "198.51.100.66"
+        # Guess until refused. Each hash takes a while (a debug build's far longer), and the
+        # bucket refills meanwhile: 30 guesses, plus one per two seconds spent.
+        started, guesses = time.monotonic(), 0
+        while (answer := attempt("/api/login", guesser, "a guess")).status_code == 401:
+            guesses += 1
+            assert guesses <= 30 + (time.monotonic() - started) / 2 + 1, guesses
+        assert answer.status_code == 429 and guesses >= 30, (answer.status_code, guesses)
+        refused = attempt("/api/login", guesser, "the right one")
+        assert refused.status_code == 429
+        assert refused.json()["error"]["code"] == "rate_limited"
+        assert refused.json()["error"]["message"].startswith("Too many sign-in attempts from your address; try again in ")
+        wait = int(refused.headers["Retry-After"])
+        assert 1 <= wait <= 2
+        assert attempt("/api/register", guesser, "another account").status_code == 429
+        assert attempt("/api/login", "198.51.100.20", "the right one").status_code == 200
+        time.sleep(wait + 0.2)
+        assert attempt("/api/login", guesser, "the right one").status_code == 200
+    finally:
+        assert server.stop() == 0

@@ -76,6 +76,12 @@ public final class EngineServer: Sendable {
         clientAddress(headers: handshake.headers, remoteAddress: handshake.remoteAddress)
     }
 
+    /// Where a request of the server's other routes comes from, by the same rule: for limits
+    /// of its own by client address.
+    public func clientAddress(of request: WebRequest) -> String? {
+        clientAddress(headers: request.headers, remoteAddress: request.remoteAddress)
+    }
+
     func clientAddress(headers: HTTPHeaders, remoteAddress: SocketAddress?) -> String? {
         guard let peer = remoteAddress?.ipAddress else { return nil }
         guard configuration.trustedProxies.contains(peer) else { return peer }
