@@ -8,25 +8,15 @@ import Synchronization
 /// The REST API for accounts: register, log in, log out, and who am I.
 struct AccountRoutes: Sendable {
     let service: ChatService
-    /// Sign-ins and registrations by client address (``ChatConfiguration/signInRate``).
+    /// Sign-ins and registrations by client address, shared with tutorial 3's routes.
     let signIns: SignInLimiter
-    /// The client address of a request: the peer's, or the one a trusted proxy forwards.
-    let clientAddress: @Sendable (WebRequest) -> String?
-
-    init(service: ChatService, clientAddress: @escaping @Sendable (WebRequest) -> String?) {
-        self.service = service
-        self.signIns = SignInLimiter(limit: service.configuration.signInRate)
-        self.clientAddress = clientAddress
-    }
 
     func respond(to request: WebRequest) async -> WebResponse? {
         switch (request.method, request.path) {
         case (.POST, "/api/register"), (.POST, "/api/login"):
-            if let wait = signIns.take(for: clientAddress(request), now: service.now) {
-                let seconds = (wait + 999) / 1000
+            if let seconds = signIns.secondsToWait(for: request, now: service.now) {
                 var response = Self.json(.tooManyRequests, ["error": [
-                    "code": .string(ChatError.Code.rateLimited.rawValue),
-                    "message": .string("Too many sign-in attempts from your address; try again in \(seconds) s."),
+                    "code": .string(ChatError.Code.rateLimited.rawValue), "message": .string(SignInLimiter.refusal(seconds)),
                 ]])
                 response.headers.replaceOrAdd(name: "Retry-After", value: String(seconds))
                 return response
@@ -116,20 +106,33 @@ struct AccountRoutes: Sendable {
     }
 }
 
-/// Token buckets by client address, for sign-ins and registrations. An address's bucket is
-/// dropped once it has refilled, so that the table holds only the addresses of the last minute
-/// or so, not every address ever seen.
+/// Token buckets by client address, for every route that signs in or registers (each costs a
+/// slow password hash): the REST API's and tutorial 3's share one budget per address. An
+/// address's bucket is dropped once it has refilled, so that the table holds only the
+/// addresses of the last minute or so, not every address ever seen.
 final class SignInLimiter: Sendable {
     private let limit: RateLimit?
+    /// The client address of a request: the peer's, or the one a trusted proxy forwards.
+    private let clientAddress: @Sendable (WebRequest) -> String?
     private let buckets = Mutex<[String: TokenBucket]>([:])
 
-    init(limit: RateLimit?) {
+    init(limit: RateLimit?, clientAddress: @escaping @Sendable (WebRequest) -> String?) {
         self.limit = limit
+        self.clientAddress = clientAddress
     }
 
-    /// Takes a token for `address` at `now` (milliseconds): `nil` when the attempt may go ahead,
-    /// else how many milliseconds to wait. A request of unknown address is let through.
-    func take(for address: String?, now: Timestamp) -> Timestamp? {
+    /// What a refused attempt is told.
+    static func refusal(_ seconds: Int64) -> String {
+        "Too many sign-in attempts from your address; try again in \(seconds) s."
+    }
+
+    /// Takes a token for the address of `request` at `now` (milliseconds): `nil` when the attempt
+    /// may go ahead, else how many whole seconds to wait. A request of unknown address goes ahead.
+    func secondsToWait(for request: WebRequest, now: Timestamp) -> Int64? {
+        take(for: clientAddress(request), now: now).map { ($0 + 999) / 1000 }
+    }
+
+    private func take(for address: String?, now: Timestamp) -> Timestamp? {
         guard let limit, let address else { return nil }
         return buckets.withLock { buckets in
             // A bucket idle long enough to be full again is the same as a new one.

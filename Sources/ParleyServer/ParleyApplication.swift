@@ -118,8 +118,10 @@ public final class ParleyApplication: Service, Sendable {
         self.engine = engine
         self.io = io
         self.chat = chat
+        // One budget per client address for every route that signs in or registers.
+        let signIns = SignInLimiter(limit: configuration.chat.signInRate) { [engine] in engine.clientAddress(of: $0) }
         let routes = HTTPRoutes(
-            engine: engine, io: io, metrics: metrics, accounts: AccountRoutes(service: chat, clientAddress: { [engine] in engine.clientAddress(of: $0) }), tutorial3: Tutorial3Routes(service: chat),
+            engine: engine, io: io, metrics: metrics, accounts: AccountRoutes(service: chat, signIns: signIns), tutorial3: Tutorial3Routes(service: chat, signIns: signIns),
             bus: bus
         )
         self.ownGroup = ownGroup

@@ -86,7 +86,7 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("trusted-proxy"), help: "The address of a reverse proxy whose X-Forwarded-For names the client, for the limits per client address (repeatable); from any other peer the header is ignored.")
     var trustedProxies: [String] = []
 
-    @Option(help: "Sign-ins and registrations (POST /api/login, /api/register) a client address may make a minute, as many at once; each costs the server a slow password hash. 0 turns the limit off.")
+    @Option(help: "Sign-ins and registrations (POST /api/login, /api/register, and the third tutorial's /login, /register) a client address may make a minute, as many at once; each costs the server a slow password hash. 0 turns the limit off.")
     var signInLimit = 30
 
     @Option(help: "Network threads (event loops); default: one per CPU the process may run on.")

@@ -205,8 +205,9 @@ def test_bad_limits_and_proxies_stop_serve_with_a_clear_message():
 def test_sign_ins_from_one_address_are_limited_by_default():
     """Each sign-in or registration costs the server a slow password hash, so an address gets 30
     at once and then one every two seconds (the default, 30 a minute): the 31st guess is answered
-    429 `rate_limited` with Retry-After, even with the right password, while another address
-    (behind a trusted proxy here) signs in; once the wait is over, the first may try again."""
+    429 `rate_limited` with Retry-After, even with the right password and by tutorial 3's routes
+    too, while another address (behind a trusted proxy here) signs in; once the wait is over, the
+    first may try again."""
     server = start_parley("--trusted-proxy", "127.0.0.1", sign_in_limit=None)
 
     def attempt(path, address, password):
@@ -230,6 +231,10 @@ def test_sign_ins_from_one_address_are_limited_by_default():
         wait = int(refused.headers["Retry-After"])
         assert 1 <= wait <= 2
         assert attempt("/api/register", guesser, "another account").status_code == 429
+        # Tutorial 3's form routes hash passwords too, and share the address's budget.
+        tutorial = requests.post(server.url + "/login", data={"handle": "vault", "password": "the right one"},
+                                 headers={"X-Forwarded-For": guesser}, timeout=30)
+        assert tutorial.status_code == 429 and tutorial.text.startswith("Too many sign-in attempts from your address")
         assert attempt("/api/login", "198.51.100.20", "the right one").status_code == 200
         time.sleep(wait + 0.2)
         assert attempt("/api/login", guesser, "the right one").status_code == 200

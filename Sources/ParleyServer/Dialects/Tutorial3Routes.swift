@@ -12,14 +12,21 @@ import SocketIO
 /// cookie belongs to.
 struct Tutorial3Routes: Sendable {
     let service: ChatService
+    /// Sign-ins and registrations by client address, shared with the REST API's.
+    let signIns: SignInLimiter
 
     static let cookieName = "parley_t3"
 
     func respond(to request: WebRequest) async -> WebResponse? {
         guard request.method == .POST else { return nil }
         switch request.path {
-        case "/register": return await register(request)
-        case "/login": return await login(request)
+        case "/register", "/login":
+            if let seconds = signIns.secondsToWait(for: request, now: service.now) {
+                var response = Self.text(SignInLimiter.refusal(seconds), status: .tooManyRequests)
+                response.headers.replaceOrAdd(name: "Retry-After", value: String(seconds))
+                return response
+            }
+            return request.path == "/register" ? await register(request) : await login(request)
         case "/friend_request": return await friendRequest(request)
         case "/friend_request/confirmed": return await confirm(request)
         default: return nil
