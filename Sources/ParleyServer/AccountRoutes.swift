@@ -107,14 +107,21 @@ struct AccountRoutes: Sendable {
 }
 
 /// Token buckets by client address, for every route that signs in or registers (each costs a
-/// slow password hash): the REST API's and tutorial 3's share one budget per address. An
-/// address's bucket is dropped once it has refilled, so that the table holds only the
-/// addresses of the last minute or so, not every address ever seen.
+/// slow password hash): the REST API's and tutorial 3's share one budget per address. Once the
+/// table holds 4,096 addresses, buckets that have refilled are swept out (at most once per
+/// refill time), so that it holds the addresses of the last minute or two, not every one seen.
 final class SignInLimiter: Sendable {
     private let limit: RateLimit?
     /// The client address of a request: the peer's, or the one a trusted proxy forwards.
     private let clientAddress: @Sendable (WebRequest) -> String?
-    private let buckets = Mutex<[String: TokenBucket]>([:])
+    private let table = Mutex(Table())
+
+    private struct Table {
+        var buckets: [String: TokenBucket] = [:]
+        /// When the table may next be swept of refilled buckets: once per refill time at most,
+        /// so that many addresses at once cost one sweep a minute, not one per attempt.
+        var nextSweep: Timestamp = 0
+    }
 
     init(limit: RateLimit?, clientAddress: @escaping @Sendable (WebRequest) -> String?) {
         self.limit = limit
@@ -134,11 +141,14 @@ final class SignInLimiter: Sendable {
 
     private func take(for address: String?, now: Timestamp) -> Timestamp? {
         guard let limit, let address else { return nil }
-        return buckets.withLock { buckets in
+        return table.withLock { table in
             // A bucket idle long enough to be full again is the same as a new one.
-            let refill = Timestamp((limit.burst / limit.perSecond * 1000).rounded(.up))
-            if buckets.count >= 4096 { buckets = buckets.filter { now - $0.value.lastTaken < refill } }
-            return buckets[address, default: TokenBucket(limit)].take(now: now)
+            if table.buckets.count >= 4096, now >= table.nextSweep {
+                let refill = Timestamp((limit.burst / limit.perSecond * 1000).rounded(.up))
+                table.buckets = table.buckets.filter { now - $0.value.lastTaken < refill }
+                table.nextSweep = now + refill
+            }
+            return table.buckets[address, default: TokenBucket(limit)].take(now: now)
         }
     }
 }

@@ -85,9 +85,10 @@ public final class ParleyApplication: Service, Sendable {
         self.logger = logger
         var engineConfiguration = configuration.engine
         let openFiles = OpenFiles.raiseLimit()
-        engineConfiguration.maxSessions = configuration.maxConnections ?? openFiles.map(OpenFiles.sessions(allowedBy:)) ?? Int.max
+        let maxSessions = configuration.maxConnections ?? openFiles.map(OpenFiles.sessions(allowedBy:))
+        engineConfiguration.maxSessions = maxSessions ?? .max
         logger.info(
-            "open-file limit \(openFiles.map(String.init) ?? "unlimited"); accepting at most \(engineConfiguration.maxSessions == .max ? "any number of" : String(engineConfiguration.maxSessions)) connections"
+            "open-file limit \(openFiles.map(String.init) ?? "unlimited"); accepting at most \(maxSessions.map(String.init) ?? "any number of") connections"
         )
         let engine = EngineServer(configuration: engineConfiguration, logger: logger)
         let io: SocketIOServer
